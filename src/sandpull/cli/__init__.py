@@ -1,0 +1,1 @@
+"""The ``sandpull`` command line."""
