@@ -48,7 +48,9 @@ class Index:
                 best = (rank, position, entry)
         if best is None:
             offered = ", ".join(
-                sorted({str(m.platform) for m in self.manifests if m.platform})
+                sorted(
+                    {str(m.platform.normalized()) for m in self.manifests if m.platform}
+                )
             )
             raise NotFound(
                 f"select platform {platform}: index offers {offered or 'none'}"
