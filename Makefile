@@ -6,7 +6,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := docker-registry skopeo umoci runc containerd debootstrap \
-	apache2-utils openssl iproute2 iptables e2fsprogs util-linux zstd ca-certificates
+	apache2-utils openssl iproute2 iptables e2fsprogs util-linux zstd ca-certificates \
+	busybox-static
 PYTEST_ARGS ?=
 
 .PHONY: setup apt venv test test-long lint demo bench bench-smoke protos clean
@@ -48,8 +49,9 @@ bench: setup
 	$(BIN)/python bench/run.py
 
 protos: venv
-	$(BIN)/python -m grpc_tools.protoc -Isrc --python_out=src --mypy_out=src \
-		src/sandpull/api/*.proto
+	$(BIN)/python -m grpc_tools.protoc -Isrc \
+		--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy \
+		--python_out=src --mypy_out=src src/sandpull/api/*.proto
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
