@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins: list[str] = ["tests.support.registry_server"]
+pytest_plugins: list[str] = [
+    "tests.support.registry_server",
+    "tests.support.catalogue",
+    "tests.support.umoci",
+]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
