@@ -1,0 +1,110 @@
+"""The image store's metadata in one SQLite database (``<root>/meta.db``, WAL).
+
+Tables: ``images`` (name -> manifest, config, platform, top snapshot),
+``image_blobs`` (which committed blobs an image uses), ``snapshots`` (chain id
+-> snapshot id, parent, size, tree digest, status), ``leases`` and
+``lease_resources`` (what a running pull holds against gc), ``pulls`` (bytes
+fetched per registry and image). A snapshot row is inserted as ``partial``
+before its directory is written and marked ``committed`` last; at most one
+committed row exists per chain id.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sandpull.errors import FailedPrecondition, ResourceExhausted
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS images (
+    name TEXT PRIMARY KEY,
+    manifest_digest TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    config_digest TEXT NOT NULL,
+    platform TEXT NOT NULL,
+    repo_digest TEXT NOT NULL,
+    top_chain_id TEXT,
+    size INTEGER NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS image_blobs (
+    name TEXT NOT NULL REFERENCES images(name) ON DELETE CASCADE,
+    digest TEXT NOT NULL,
+    PRIMARY KEY (name, digest)
+);
+CREATE TABLE IF NOT EXISTS blobs (
+    digest TEXT PRIMARY KEY,
+    media_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    chain_id TEXT NOT NULL,
+    parent TEXT,
+    size INTEGER NOT NULL DEFAULT 0,
+    tree_digest TEXT,
+    status TEXT NOT NULL CHECK (status IN ('partial', 'committed')),
+    created REAL NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS snapshots_committed
+    ON snapshots(chain_id) WHERE status = 'committed';
+CREATE TABLE IF NOT EXISTS leases (
+    id TEXT PRIMARY KEY,
+    expires REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lease_resources (
+    lease TEXT NOT NULL REFERENCES leases(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('blob', 'snapshot')),
+    key TEXT NOT NULL,
+    PRIMARY KEY (lease, kind, key)
+);
+CREATE TABLE IF NOT EXISTS pulls (
+    registry TEXT NOT NULL,
+    image TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    PRIMARY KEY (registry, image)
+);
+"""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (and create) the database; autocommit, so transactions are explicit."""
+    try:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA busy_timeout=30000")
+        db.executescript(SCHEMA)
+    except sqlite3.Error as exc:
+        raise FailedPrecondition(f"open image database {path}: {exc}") from exc
+    return db
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction, taken up front so readers never block it midway."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+    except sqlite3.OperationalError as exc:
+        if "full" in str(exc):
+            raise ResourceExhausted(
+                "write image database: no space left on device"
+            ) from exc
+        raise FailedPrecondition(f"write image database: {exc}") from exc
+
+
+def now() -> float:
+    return time.time()

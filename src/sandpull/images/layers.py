@@ -1,0 +1,123 @@
+"""Applying a pull's layers in order, each into a fresh snapshot.
+
+Layer ``i`` is applied once layers ``< i`` are committed (whiteouts need the
+full lower stack), reading its blob from the ingest while the download is
+still running. A snapshot commits only after the blob digest and the
+``diff_id`` are verified. Concurrent pulls needing the same chain id share one
+application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandpull.content import TailReader
+from sandpull.errors import VerificationError
+from sandpull.images.downloads import Download
+from sandpull.images.remote import ApplyLayer
+from sandpull.images.snapshots import PreparedSnapshot, Snapshot, Snapshots
+from sandpull.oci import Descriptor, Digest, mediatype
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LayerJob:
+    index: int
+    descriptor: Descriptor
+    diff_id: Digest
+    chain_id: Digest
+    parent: Digest | None
+
+
+class SnapshotFlights:
+    """Single-flight by chain id: one application, any number of waiters."""
+
+    def __init__(self) -> None:
+        self._flights: dict[Digest, asyncio.Future[Snapshot]] = {}
+
+    async def run(
+        self, chain_id: Digest, make: Callable[[], Awaitable[Snapshot]]
+    ) -> Snapshot:
+        flight = self._flights.get(chain_id)
+        if flight is not None:
+            return await asyncio.shield(flight)
+        flight = asyncio.get_running_loop().create_future()
+        self._flights[chain_id] = flight
+        try:
+            snapshot = await make()
+        except BaseException as exc:
+            flight.set_exception(exc)
+            flight.exception()  # consumed here; waiters re-raise it
+            raise
+        finally:
+            del self._flights[chain_id]
+        flight.set_result(snapshot)
+        return snapshot
+
+
+async def apply_job(
+    snapshots: Snapshots, apply_layer: ApplyLayer, job: LayerJob, download: Download
+) -> Snapshot:
+    """Apply one layer into a new snapshot and commit it; clean up on failure."""
+    existing = snapshots.get(job.chain_id)
+    if existing is not None:
+        return existing
+    lowers = (
+        [snapshots.fs(s.id) for s in snapshots.stack(job.parent)] if job.parent else []
+    )
+    prepared = snapshots.prepare(job.chain_id, job.parent)
+    try:
+        await _apply(apply_layer, job, download, prepared, lowers)
+        await download.wait()
+        snapshot = await asyncio.to_thread(snapshots.commit, prepared)
+    except BaseException:
+        await asyncio.to_thread(snapshots.abort, prepared)
+        raise
+    log.debug(
+        "committed snapshot %d for layer %d (%s)",
+        snapshot.id,
+        job.index,
+        job.chain_id.short,
+    )
+    return snapshot
+
+
+async def _apply(
+    apply_layer: ApplyLayer,
+    job: LayerJob,
+    download: Download,
+    prepared: PreparedSnapshot,
+    lowers: list[Path],
+) -> None:
+    compression = mediatype.layer_compression(job.descriptor.media_type)
+    assert compression is not None  # refused at resolve time otherwise
+    reader = TailReader(download.ingest)
+    worker = asyncio.ensure_future(
+        asyncio.to_thread(
+            apply_layer,
+            reader,  # type: ignore[arg-type]
+            compression=compression,
+            target=prepared.fs,
+            lowers=lowers,
+            layer=job.descriptor.digest,
+            diff_id=job.diff_id,
+        )
+    )
+    try:
+        applied = await asyncio.shield(worker)
+    finally:
+        # A cancelled pull must not leave the worker writing into a snapshot
+        # that is about to be removed: stop its reads and wait for it.
+        reader.stop()
+        await asyncio.gather(worker, return_exceptions=True)
+        reader.close()
+    if applied.diff_id != job.diff_id:
+        raise VerificationError(
+            f"verify layer {job.descriptor.digest.short}: diff_id "
+            f"{applied.diff_id.short}, want {job.diff_id.short}"
+        )

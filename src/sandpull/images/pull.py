@@ -1,0 +1,192 @@
+"""One pull: resolve, fetch the config, download and apply layers, commit."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sandpull.content import LocalStore
+from sandpull.errors import InvalidArgument
+from sandpull.images.downloads import Download, Downloads
+from sandpull.images.layers import LayerJob, SnapshotFlights, apply_job
+from sandpull.images.leases import Leases
+from sandpull.images.model import LayerProgress, ProgressCallback
+from sandpull.images.remote import ApplyLayer, Registry
+from sandpull.images.resolve import Resolved
+from sandpull.images.snapshots import Snapshot, Snapshots
+from sandpull.oci import Descriptor, Digest, ImageConfig, Reference
+from sandpull.oci.config import MAX_CONFIG_BYTES
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ByteCounter:
+    """Bytes received during one pull, per registry host and image."""
+
+    by_source: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def add(self, registry: str, image: str, n: int) -> None:
+        self.by_source[(registry, image)] += n
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_source.values())
+
+
+@dataclass
+class LayerPipeline:
+    """The shared machinery a pull's layers go through."""
+
+    store: LocalStore
+    snapshots: Snapshots
+    leases: Leases
+    downloads: Downloads
+    flights: SnapshotFlights
+    apply_layer: ApplyLayer
+    keep_layers: bool = False
+
+
+async def fetch_config(
+    registry: Registry, ref: Reference, resolved: Resolved
+) -> tuple[bytes, ImageConfig]:
+    manifest = resolved.manifest
+    data = await registry.get_blob_bytes(ref, manifest.config, MAX_CONFIG_BYTES)
+    config = ImageConfig.parse(data)
+    if len(config.diff_ids) != len(manifest.layers):
+        raise InvalidArgument(
+            f"pull {ref}: manifest has {len(manifest.layers)} layers, config "
+            f"has {len(config.diff_ids)} diff_ids"
+        )
+    return data, config
+
+
+def layer_jobs(
+    manifest_layers: tuple[Descriptor, ...], config: ImageConfig
+) -> list[LayerJob]:
+    chain = config.chain_ids
+    return [
+        LayerJob(i, layer, config.diff_ids[i], chain[i], chain[i - 1] if i else None)
+        for i, layer in enumerate(manifest_layers)
+    ]
+
+
+async def pull_layers(
+    pipeline: LayerPipeline,
+    registry: Registry,
+    ref: Reference,
+    jobs: list[LayerJob],
+    lease: str,
+    progress: ProgressCallback | None,
+) -> Snapshot | None:
+    """Make sure every layer's snapshot exists; return the top one."""
+    for job in jobs:
+        pipeline.leases.add(lease, "snapshot", str(job.chain_id))
+    pending = _pending(pipeline.snapshots, jobs, progress)
+    downloads = await _start_downloads(pipeline, registry, ref, pending, progress)
+    top = pipeline.snapshots.get(jobs[-1].chain_id) if jobs else None
+    try:
+        for job in pending:
+            top = await pipeline.flights.run(
+                job.chain_id,
+                functools.partial(
+                    _apply_one,
+                    pipeline,
+                    job,
+                    downloads[job.descriptor.digest],
+                    progress,
+                ),
+            )
+    finally:
+        await asyncio.gather(
+            *(
+                pipeline.downloads.release(d, pipeline.keep_layers)
+                for d in downloads.values()
+            )
+        )
+    return top
+
+
+def _pending(
+    snapshots: Snapshots, jobs: list[LayerJob], progress: ProgressCallback | None
+) -> list[LayerJob]:
+    """Jobs from the first layer whose snapshot is missing (parents are kept)."""
+    for job in jobs:
+        if snapshots.get(job.chain_id) is None:
+            return jobs[job.index :]
+        if progress:
+            size = job.descriptor.size
+            progress(
+                LayerProgress(job.index, job.descriptor.digest, size, size, "exists")
+            )
+    return []
+
+
+async def _start_downloads(
+    pipeline: LayerPipeline,
+    registry: Registry,
+    ref: Reference,
+    pending: list[LayerJob],
+    progress: ProgressCallback | None,
+) -> dict[Digest, Download]:
+    """One download per distinct blob (C22), started in layer order."""
+    downloads: dict[Digest, Download] = {}
+    try:
+        for job in pending:
+            digest = job.descriptor.digest
+            if digest not in downloads:
+                downloads[digest] = await pipeline.downloads.acquire(
+                    registry, ref, job.descriptor
+                )
+            if progress:
+                downloads[digest].listeners.append(_reporter(job, progress))
+    except BaseException:
+        for download in downloads.values():
+            await pipeline.downloads.release(download)
+        raise
+    return downloads
+
+
+def _reporter(job: LayerJob, progress: ProgressCallback) -> Callable[[int], None]:
+    def report(done: int) -> None:
+        progress(
+            LayerProgress(
+                job.index, job.descriptor.digest, done, job.descriptor.size, "download"
+            )
+        )
+
+    return report
+
+
+async def _apply_one(
+    pipeline: LayerPipeline,
+    job: LayerJob,
+    download: Download,
+    progress: ProgressCallback | None,
+) -> Snapshot:
+    size = job.descriptor.size
+    if progress:
+        progress(
+            LayerProgress(
+                job.index, job.descriptor.digest, download.ingest.offset, size, "apply"
+            )
+        )
+    snapshot = await apply_job(pipeline.snapshots, pipeline.apply_layer, job, download)
+    if progress:
+        progress(LayerProgress(job.index, job.descriptor.digest, size, size, "done"))
+    return snapshot
+
+
+def log_pull(ref: Reference, digest: Digest, seconds: float, fetched: int) -> None:
+    log.info(
+        "pulled %s@%s in %.1fs, %.1f MB fetched", ref, digest, seconds, fetched / 1e6
+    )
+
+
+def elapsed(started: float) -> float:
+    return time.monotonic() - started

@@ -1,0 +1,218 @@
+"""Snapshots: one unpacked layer per directory, ``<root>/snapshots/<id>/fs``.
+
+A snapshot is written into ``<id>.partial/fs``, flushed, renamed to ``<id>``, and
+only then marked committed in the database, so a committed row always names a
+complete directory. Start-up clean-up removes partial rows, ``*.partial``
+directories and directories that no committed row names.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import sqlite3
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandpull.content.fsync import fsync_dir
+from sandpull.errors import NotFound, VerificationError
+from sandpull.images.db import now, transaction
+from sandpull.oci import Digest
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    id: int
+    chain_id: Digest
+    parent: Digest | None
+    size: int
+    tree_digest: Digest | None
+
+
+@dataclass(frozen=True)
+class PreparedSnapshot:
+    """A snapshot being written; ``fs`` is the empty directory to apply into."""
+
+    id: int
+    chain_id: Digest
+    parent: Digest | None
+    fs: Path
+
+
+class Snapshots:
+    def __init__(self, root: Path, db: sqlite3.Connection) -> None:
+        self.dir = root / "snapshots"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._db = db
+
+    def fs(self, snapshot_id: int) -> Path:
+        return self.dir / str(snapshot_id) / "fs"
+
+    def get(self, chain_id: Digest) -> Snapshot | None:
+        row = self._db.execute(
+            "SELECT * FROM snapshots WHERE chain_id = ? AND status = 'committed'",
+            (str(chain_id),),
+        ).fetchone()
+        return _snapshot(row) if row else None
+
+    def require(self, chain_id: Digest) -> Snapshot:
+        snapshot = self.get(chain_id)
+        if snapshot is None:
+            raise NotFound(f"find snapshot {chain_id.short}: not committed")
+        return snapshot
+
+    def stack(self, top: Digest) -> list[Snapshot]:
+        """The snapshot ``top`` and its parents, nearest (top) first."""
+        out: list[Snapshot] = []
+        chain: Digest | None = top
+        while chain is not None:
+            snapshot = self.require(chain)
+            out.append(snapshot)
+            chain = snapshot.parent
+        return out
+
+    def committed(self) -> list[Snapshot]:
+        rows = self._db.execute(
+            "SELECT * FROM snapshots WHERE status = 'committed' ORDER BY id"
+        )
+        return [_snapshot(row) for row in rows]
+
+    def prepare(self, chain_id: Digest, parent: Digest | None) -> PreparedSnapshot:
+        """Record a partial snapshot and create its empty ``fs`` directory."""
+        with transaction(self._db) as db:
+            cursor = db.execute(
+                "INSERT INTO snapshots (chain_id, parent, status, created) "
+                "VALUES (?, ?, 'partial', ?)",
+                (str(chain_id), str(parent) if parent else None, now()),
+            )
+        snapshot_id = int(cursor.lastrowid or 0)
+        fs = self.dir / f"{snapshot_id}.partial" / "fs"
+        fs.mkdir(parents=True)
+        return PreparedSnapshot(snapshot_id, chain_id, parent, fs)
+
+    def commit(self, prepared: PreparedSnapshot) -> Snapshot:
+        """Flush, rename into place, then mark committed (the last step)."""
+        size, tree = tree_digest(prepared.fs)
+        _syncfs(prepared.fs)
+        final = self.dir / str(prepared.id)
+        os.rename(prepared.fs.parent, final)
+        fsync_dir(self.dir)
+        try:
+            with transaction(self._db) as db:
+                db.execute(
+                    "UPDATE snapshots SET status = 'committed', size = ?, "
+                    "tree_digest = ? WHERE id = ?",
+                    (size, str(tree), prepared.id),
+                )
+        except sqlite3.IntegrityError:
+            # Another process committed the same chain id first; keep theirs.
+            self.delete(prepared.id)
+            return self.require(prepared.chain_id)
+        return Snapshot(prepared.id, prepared.chain_id, prepared.parent, size, tree)
+
+    def abort(self, prepared: PreparedSnapshot) -> None:
+        self.delete(prepared.id)
+
+    def delete(self, snapshot_id: int) -> None:
+        """Drop the row first, then the directory (an orphan is cleaned later)."""
+        with transaction(self._db) as db:
+            db.execute("DELETE FROM snapshots WHERE id = ?", (snapshot_id,))
+        for name in (f"{snapshot_id}.partial", str(snapshot_id)):
+            shutil.rmtree(self.dir / name, ignore_errors=True)
+
+    def verify(self, snapshot: Snapshot) -> None:
+        _, tree = tree_digest(self.fs(snapshot.id))
+        if tree != snapshot.tree_digest:
+            raise VerificationError(
+                f"verify snapshot {snapshot.id} ({snapshot.chain_id.short}): "
+                f"tree digest {tree.short}, want "
+                f"{snapshot.tree_digest.short if snapshot.tree_digest else 'none'}"
+            )
+
+    def clean(self) -> list[str]:
+        """Remove partial rows, partial and orphan directories; return their names."""
+        with transaction(self._db) as db:
+            db.execute("DELETE FROM snapshots WHERE status = 'partial'")
+        known = {str(s.id) for s in self.committed()}
+        removed = [p.name for p in self.dir.iterdir() if p.name not in known]
+        for name in removed:
+            shutil.rmtree(self.dir / name, ignore_errors=True)
+        return sorted(removed)
+
+
+def tree_digest(root: Path) -> tuple[int, Digest]:
+    """Bytes of regular files under ``root`` and a digest of the whole tree.
+
+    The digest covers every entry's path, type, mode, owner, content (or link
+    target, or device numbers) and extended attributes, in sorted path order.
+    """
+    hasher = hashlib.sha256()
+    total = 0
+    for path in sorted(_walk(root)):
+        info = os.lstat(path)
+        relative = os.path.relpath(path, root)
+        hasher.update(
+            f"{relative}\0{info.st_mode:o}\0{info.st_uid}\0{info.st_gid}\0".encode()
+        )
+        hasher.update(_entry_payload(path, info).encode())
+        hasher.update(_xattrs(path))
+        if stat.S_ISREG(info.st_mode):
+            total += info.st_size
+    return total, Digest("sha256", hasher.hexdigest())
+
+
+def _walk(root: Path) -> list[str]:
+    paths: list[str] = []
+    for directory, dirs, files in os.walk(root):
+        paths.extend(os.path.join(directory, name) for name in dirs + files)
+    return paths
+
+
+def _entry_payload(path: str, info: os.stat_result) -> str:
+    if stat.S_ISREG(info.st_mode):
+        with open(path, "rb") as data:
+            return hashlib.file_digest(data, "sha256").hexdigest()
+    if stat.S_ISLNK(info.st_mode):
+        return os.readlink(path)
+    if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode):
+        return f"{os.major(info.st_rdev)},{os.minor(info.st_rdev)}"
+    return ""
+
+
+def _xattrs(path: str) -> bytes:
+    try:
+        names = sorted(os.listxattr(path, follow_symlinks=False))
+    except OSError:
+        return b""
+    out = b""
+    for name in names:
+        value = os.getxattr(path, name, follow_symlinks=False)
+        out += name.encode() + b"=" + value + b"\0"
+    return out
+
+
+def _syncfs(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _libc.syncfs(fd) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, os.strerror(errno), str(path))
+    finally:
+        os.close(fd)
+
+
+def _snapshot(row: sqlite3.Row) -> Snapshot:
+    parent = row["parent"]
+    tree = row["tree_digest"]
+    return Snapshot(
+        id=int(row["id"]),
+        chain_id=Digest.parse(row["chain_id"]),
+        parent=Digest.parse(parent) if parent else None,
+        size=int(row["size"]),
+        tree_digest=Digest.parse(tree) if tree else None,
+    )
