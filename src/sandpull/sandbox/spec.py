@@ -35,6 +35,14 @@ def parse_size(text: str) -> int:
     return int(match.group(1)) * _UNITS[str(match.group(2)).upper()]
 
 
+def parse_subnet(text: str) -> ipaddress.IPv4Network:
+    """Parse an IPv4 subnet such as ``10.89.0.0/24``."""
+    try:
+        return ipaddress.IPv4Network(text)
+    except ValueError as exc:
+        raise InvalidArgument(f"parse subnet {text!r}: {exc}") from None
+
+
 class NetworkMode(enum.StrEnum):
     BRIDGE = "bridge"
     NONE = "none"
