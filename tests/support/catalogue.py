@@ -25,6 +25,7 @@ from tests.support.images import (
     attestation_for,
     build_image,
     build_index,
+    gzip_twin,
     push_image,
 )
 from tests.support.layers import Layer, dir_, file, make_layer, symlink, tar_entries
@@ -143,10 +144,24 @@ class Catalogue:
             self.pushed[key] = push_image(server, repo, "v1", self.image(name))
         return self.pushed[key]
 
-    def platform_image(self, name: str, platform: Platform = AMD64) -> Image:
-        """The single-platform image a pull of ``name`` on ``platform`` resolves to."""
+    def push_reference(self, server: PushTarget, name: str) -> Pushed:
+        """Push what umoci should unpack for ``name``: the image itself, or its
+        gzip twin when a layer is zstd (umoci 0.4 and skopeo 1.9 cannot read it)."""
+        image = self.platform_image(name)
+        if all(x.compression is not Compression.ZSTD for x in image.layers):
+            return self.push(server, name)
+        twin_name = f"{name}-gzip-twin"
+        if twin_name not in self.images:
+            self.images[twin_name] = gzip_twin(image)
+        return self.push(server, twin_name)
+
+    def platform_image(self, name: str, platform: Platform | None = None) -> Image:
+        """The single-platform image that a pull of ``name`` resolves to on
+        ``platform`` (the host's by default)."""
         built = self.image(name)
-        return built.for_platform(platform) if isinstance(built, ImageIndex) else built
+        if isinstance(built, ImageIndex):
+            return built.for_platform(platform or Platform.host())
+        return built
 
 
 @pytest.fixture(scope="session")

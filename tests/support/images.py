@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sandpull.oci import Digest, Platform, mediatype
-from tests.support.layers import Layer
+from sandpull.oci import Compression, Digest, Platform, mediatype
+from tests.support.layers import Layer, decompress, make_layer
 
 LINUX_AMD64 = Platform("linux", "amd64")
 ATTESTATION_LAYER = "application/vnd.in-toto+json"
@@ -169,6 +169,24 @@ def attestation_for(image: Image, statement: bytes) -> IndexEntry:
         "vnd.docker.reference.digest": str(image.digest),
     }
     return IndexEntry(attestation, Platform("unknown", "unknown"), annotations)
+
+
+def gzip_twin(image: Image) -> Image:
+    """The same image with every layer re-compressed as OCI gzip.
+
+    The uncompressed layers, and so the config and the unpacked rootfs, are the
+    same; tools that cannot read zstd or Docker's zstd layer type (umoci 0.4,
+    skopeo 1.9) unpack the twin instead.
+    """
+    layers = [
+        make_layer(
+            decompress(x.blob, x.compression),
+            mediatype.OCI_LAYER_GZIP,
+            Compression.GZIP,
+        )
+        for x in image.layers
+    ]
+    return build_image(layers, platform=image.platform, config=image.config)
 
 
 def _descriptor(media_type: str, digest: Digest, size: int) -> dict[str, Any]:

@@ -214,6 +214,14 @@ def compress(tar: bytes, compression: Compression) -> bytes:
     return tar
 
 
+def decompress(blob: bytes, compression: Compression) -> bytes:
+    if compression is Compression.GZIP:
+        return bytes(isal.igzip.decompress(blob))
+    if compression is Compression.ZSTD:
+        return bytes(zstandard.ZstdDecompressor().decompress(blob))
+    return blob
+
+
 def make_layer(tar: bytes, media_type: str, compression: Compression) -> Layer:
     """A layer from an uncompressed tar stream."""
     return Layer(compress(tar, compression), media_type, Digest.of(tar), compression)

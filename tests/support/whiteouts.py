@@ -40,6 +40,7 @@ def _base() -> list[Entry]:
     return [
         dir_("a/"), dir_("a/b/"), file("a/b/foo", "C01"),
         dir_("foo/"), file("foo/old", "C02"),
+        dir_("bar/"), file("bar/keep", "C02"),
         file("t2", "123"),
         dir_("usr/"), dir_("usr/bin/"),
         file("usr/bin/perl", "perl A", mode=0o755),
@@ -77,7 +78,7 @@ def _changes() -> list[Entry]:
     return [
         dir_("a/"), opaque("a/"),
         dir_("foo/"), opaque("foo/"), file("foo/new", "C02"),
-        file("foo/.wh.opq", "C02: misspelled marker is a plain file"),
+        whiteout("bar/.wh.opq"),  # C02: a misspelled opaque marker
         hardlink("t1", "t2"), hardlink("t3", "t2"),
         hardlink("usr/bin/perl5.38.2", "usr/bin/perl"),
         whiteout("test"), whiteout("test/test"),
