@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -111,10 +112,11 @@ class Ingest:
                 self._error = error
             self._state.notify_all()
 
-    def wait(self, position: int) -> int:
+    def wait(self, position: int, stopped: Callable[[], bool] = lambda: False) -> int:
         """Block until more than ``position`` bytes exist; 0 more means the end.
 
-        Returns how many bytes exist. Raises the error given to :meth:`fail`.
+        Returns how many bytes exist. Raises the error given to :meth:`fail`, or
+        :class:`FailedPrecondition` once ``stopped()`` is true after a :meth:`wake`.
         """
         with self._state:
             while True:
@@ -122,7 +124,14 @@ class Ingest:
                     return self._offset
                 if self._error is not None:
                     raise self._error
+                if stopped():
+                    raise FailedPrecondition(f"read ingest {self._name}: stopped")
                 self._state.wait()
+
+    def wake(self) -> None:
+        """Make every waiting reader re-check its ``stopped`` condition."""
+        with self._state:
+            self._state.notify_all()
 
     def commit(self, target: Path) -> None:
         """Move the finished data to ``target`` atomically and drop the ingest."""

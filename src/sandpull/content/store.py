@@ -8,7 +8,9 @@ Layout under the root::
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -90,12 +92,25 @@ class LocalStore:
         return data
 
     def write_blob(self, descriptor: Descriptor, data: bytes) -> None:
-        """Verify ``data`` against ``descriptor`` and commit it."""
-        self.remove_ingest(descriptor.digest)
-        with self.open_ingest(descriptor) as ingest:
-            ingest.write(data)
-            ingest.finish()
-            self.commit(ingest)
+        """Verify ``data`` against ``descriptor`` and commit it (safe to race)."""
+        digest = descriptor.digest
+        if len(data) != descriptor.size or not digest.matches(data):
+            raise VerificationError(
+                f"verify blob {digest.short}: got {len(data)} bytes that do not "
+                f"match the descriptor ({descriptor.size} bytes)"
+            )
+        target = self.path(digest)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, temporary = tempfile.mkstemp(dir=self.ingests, prefix=".blob-")
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, target)
+            fsync_dir(target.parent)
+        except OSError as exc:
+            raise from_os_error(f"commit blob {digest.short}", exc) from exc
 
     def open_ingest(self, descriptor: Descriptor) -> Ingest:
         return Ingest(self.ingests / _key(descriptor.digest), descriptor)
@@ -137,7 +152,7 @@ class LocalStore:
 
     def ingest_keys(self) -> list[str]:
         """Names of the ingest directories present."""
-        return sorted(p.name for p in self.ingests.iterdir())
+        return sorted(p.name for p in self.ingests.iterdir() if p.is_dir())
 
     def remove_ingest(self, digest: Digest) -> None:
         """Drop an ingest by digest, whatever state it is in."""

@@ -20,12 +20,13 @@ class TailReader(io.RawIOBase):
         self._ingest = ingest
         self._file = open(ingest.data_path, "rb")  # noqa: SIM115 - closed in close()
         self._position = 0
+        self._stopped = False
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        available = self._ingest.wait(self._position)
+        available = self._ingest.wait(self._position, lambda: self._stopped)
         want = min(len(buffer), available - self._position)
         if want <= 0:
             return 0
@@ -33,6 +34,11 @@ class TailReader(io.RawIOBase):
         buffer[: len(data)] = data
         self._position += len(data)
         return len(data)
+
+    def stop(self) -> None:
+        """Make a blocked or later ``read`` raise instead of waiting (any thread)."""
+        self._stopped = True
+        self._ingest.wake()
 
     def close(self) -> None:
         self._file.close()

@@ -12,6 +12,7 @@ committed row exists per chain id.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,9 +88,19 @@ def connect(path: Path) -> sqlite3.Connection:
     return db
 
 
+#: One connection is shared by the event loop and worker threads; its write
+#: transactions must not interleave.
+_WRITE_LOCK = threading.Lock()
+
+
 @contextmanager
 def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """One write transaction, taken up front so readers never block it midway."""
+    with _WRITE_LOCK:
+        yield from _transaction(db)
+
+
+def _transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     try:
         db.execute("BEGIN IMMEDIATE")
         try:
