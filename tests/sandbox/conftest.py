@@ -56,9 +56,17 @@ def leftovers(sandbox: Sandbox) -> list[str]:
         found.append("nat rule")
     if sandbox.directory.exists():
         found.append("state dir")
-    if record.agent and Path(f"/proc/{record.agent[0]}").exists():
+    if record.agent and _running(record.agent[0]):
         found.append("agent process")
     return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
 
 
 def _links(netns: str | None) -> str:

@@ -305,9 +305,7 @@ class SandboxManager:
 
     async def _teardown(self, sandbox: Sandbox) -> None:
         record = sandbox.record
-        for ref in (record.agent_ref(), record.launcher_ref()):
-            if ref is not None:
-                ref.kill()
+        await _stop(record.agent_ref(), record.launcher_ref())
         group = cgroup.Cgroup(
             record.cgroup_version, tuple(map(Path, record.cgroup_dirs))
         )
@@ -321,6 +319,18 @@ class SandboxManager:
         if record.address is not None and record.lease_dir is not None:
             address = str(ipaddress.IPv4Interface(record.address).ip)
             ipam.release(Path(record.lease_dir), address, record.netns)
+
+
+async def _stop(
+    agent: process.ProcessRef | None, launcher: process.ProcessRef | None
+) -> None:
+    # Killing pid 1 kills the whole pid namespace; the launcher then reaps it and
+    # exits, so the agent does not linger as a zombie.
+    if agent is not None:
+        agent.kill()
+    if launcher is not None:
+        await launcher.wait_exit(timeout=5)
+        launcher.kill()
 
 
 def sandbox_mode(record: state.SandboxRecord) -> NetworkMode:

@@ -71,6 +71,18 @@ class ProcessRef:
                 os.kill(self.pid, signal.SIGKILL)
         _reap(self.pid)
 
+    async def wait_exit(self, timeout: float) -> bool:
+        """Wait until this process is gone (reaping it if it is our child)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.alive():
+            _reap(self.pid)
+            if loop.time() > deadline:
+                return False
+            await asyncio.sleep(0.02)
+        _reap(self.pid)
+        return True
+
 
 @dataclasses.dataclass(frozen=True)
 class LaunchPlan:
