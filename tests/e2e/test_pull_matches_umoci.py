@@ -36,13 +36,11 @@ def _cases() -> list[object]:
         registries = REGISTRIES if name in SMALL_NAMES else REGISTRIES[:1]
         for registry in registries:
             setup = registry.removeprefix("registry_").replace("_", " and ")
-            cases.append(
-                pytest.param(
-                    name,
-                    registry,
-                    id=f"{name} pulled over {setup} equals umoci's rootfs",
-                )
-            )
+            what = f"{name} pulled over {setup} equals umoci's rootfs"
+            cases.append(pytest.param(name, registry, False, id=what))
+    for name in ("multiarch", "whiteouts"):
+        what = f"{name} pulled by digest over token equals umoci's rootfs"
+        cases.append(pytest.param(name, "registry_token", True, id=what))
     return cases
 
 
@@ -100,7 +98,7 @@ def _reference_tree(
     return tree_snapshot(umoci(server, f"{reference.repo}:{reference.tag}"))
 
 
-@pytest.mark.parametrize(("name", "registry"), _cases())
+@pytest.mark.parametrize(("name", "registry", "by_digest"), _cases())
 def test_pull_matches_umoci(
     request: pytest.FixtureRequest,
     tmp_path: Path,
@@ -108,14 +106,16 @@ def test_pull_matches_umoci(
     umoci_rootfs: UmociRootfs,
     name: str,
     registry: str,
+    by_digest: bool,
 ) -> None:
     server: RegistryServer = request.getfixturevalue(registry)
     pushed = image_catalogue.push(server, name)
     expected = _reference_tree(image_catalogue, server, umoci_rootfs, name)
     sandpull = Sandpull(tmp_path / "store", server, tmp_path)
 
-    sandpull.pull(pushed.ref)
-    actual = sandpull.mounted_tree(pushed.ref)
+    ref = pushed.ref_by_digest if by_digest else pushed.ref
+    sandpull.pull(ref)
+    actual = sandpull.mounted_tree(ref)
 
     problems = compare_trees(
         expected, actual, mtimes=True, labels=("umoci", "sandpull")

@@ -9,6 +9,7 @@ its target, so no layer links to a file that a later layer brings.
 
 from __future__ import annotations
 
+import functools
 import io
 import tarfile
 from pathlib import Path
@@ -77,8 +78,14 @@ def change_layer() -> bytes:
     return tar_entries(entries)
 
 
+@functools.cache
+def _layer_tars() -> tuple[bytes, ...]:
+    # Both debian images share these; splitting the rootfs takes a few seconds.
+    return (*split_rootfs(debian_rootfs_tar()), change_layer())
+
+
 def _image(media_type: str, compression: Compression) -> Image:
-    tars = [*split_rootfs(debian_rootfs_tar()), change_layer()]
+    tars = _layer_tars()
     layers: list[Layer] = [make_layer(t, media_type, compression) for t in tars]
     return build_image(layers, run=_RUN)
 
