@@ -1,0 +1,233 @@
+"""``sandpull pull``, ``images``, ``inspect``, ``rmi``, ``gc``, ``mount``, ``check``.
+
+Every command works on the host store (``--root``, default ``$SANDPULL_ROOT`` or
+``/var/lib/sandpull``). Errors print one ``error: ...`` line on stderr and exit
+with the error's gRPC status code (3 invalid argument, 5 not found, 7 permission
+denied, 8 no space, 14 unavailable, 15 verification failed, 16 unauthenticated,
+...); 1 is any other failure, and ``check`` exits 1 when it finds problems.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sandpull.cli import store
+from sandpull.cli.main import app
+from sandpull.cli.progress import LayerBars
+from sandpull.errors import InvalidArgument, SandpullError
+from sandpull.images import ImageRecord, ImageService, PulledImage
+
+_T = TypeVar("_T")
+
+RootOption = Annotated[
+    Path | None,
+    typer.Option("--root", help="image store directory [env SANDPULL_ROOT]"),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+
+
+@app.command("pull")
+def pull_command(
+    reference: str,
+    platform: Annotated[
+        str | None, typer.Option(help="os/arch[/variant], default: this host")
+    ] = None,
+    root: RootOption = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="registries.toml")
+    ] = None,
+    certs_dir: Annotated[
+        Path | None, typer.Option(help="per-registry CA certificates")
+    ] = None,
+    username: Annotated[str | None, typer.Option(help="registry user")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option(help="read the registry password from stdin")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Pull an image into the store."""
+    _log_to_stderr()
+    options = store.PullOptions(
+        reference,
+        root or store.default_root(),
+        platform,
+        config,
+        certs_dir,
+        username,
+        _password(username, password_stdin),
+    )
+    with LayerBars() as bars:
+        pulled = _run(lambda: store.pull(options, bars.update))
+    if as_json:
+        _echo_json(_pulled_json(pulled))
+    else:
+        typer.echo(f"{pulled.reference} {pulled.image_id}")
+
+
+@app.command("images")
+def images_command(root: RootOption = None, as_json: JsonOption = False) -> None:
+    """List the images in the store."""
+    records = _with_store(root, lambda s: s.list_images())
+    if as_json:
+        _echo_json([_record_json(r) for r in records])
+        return
+    table = Table("NAME", "IMAGE ID", "PLATFORM", "SIZE", box=None)
+    for record in records:
+        table.add_row(
+            record.name, record.image_id.short, str(record.platform), _size(record.size)
+        )
+    Console().print(table)
+
+
+@app.command("inspect")
+def inspect_command(reference: str, root: RootOption = None) -> None:
+    """Show an image's record, config and snapshot directories as JSON."""
+
+    def inspect(service: ImageService) -> dict[str, Any]:
+        record = service.get(reference)
+        config = service.config(record)
+        return {
+            **_record_json(record),
+            "diff_ids": [str(d) for d in config.diff_ids],
+            "entrypoint": list(config.entrypoint),
+            "cmd": list(config.cmd),
+            "env": list(config.env),
+            "working_dir": config.working_dir,
+            "user": config.user,
+            "snapshots": [str(p) for p in service.snapshot_dirs(record)],
+        }
+
+    _echo_json(_with_store(root, inspect))
+
+
+@app.command("rmi")
+def rmi_command(reference: str, root: RootOption = None) -> None:
+    """Remove an image's name; ``gc`` frees its data."""
+    record = _with_store(root, lambda s: s.remove(reference))
+    typer.echo(f"removed {record.name}")
+
+
+@app.command("gc")
+def gc_command(root: RootOption = None, as_json: JsonOption = False) -> None:
+    """Delete blobs and snapshots that no image uses."""
+    report = _with_store(root, lambda s: s.gc())
+    if as_json:
+        _echo_json(vars(report))
+    else:
+        typer.echo(
+            f"removed {report.blobs_removed} blobs and {report.snapshots_removed} "
+            f"snapshots, freed {_size(report.bytes_freed)}"
+        )
+
+
+@app.command("mount")
+def mount_command(reference: str, target: Path, root: RootOption = None) -> None:
+    """Mount an image read-only (an overlay of its snapshots) on TARGET."""
+    _with_store(root, lambda s: s.mount(reference, target))
+
+
+@app.command("check")
+def check_command(root: RootOption = None, as_json: JsonOption = False) -> None:
+    """Re-verify every blob and snapshot; exit 1 if anything is wrong."""
+    report = _with_store(root, lambda s: s.check())
+    if as_json:
+        _echo_json({**vars(report), "problems": list(report.problems)})
+    else:
+        for problem in report.problems:
+            typer.echo(f"problem: {problem}")
+        typer.echo(f"checked {report.blobs} blobs and {report.snapshots} snapshots")
+    if not report.clean:
+        raise typer.Exit(1)
+
+
+# --- helpers shared by the commands above --------------------------------------------
+
+
+def _with_store(root: Path | None, action: Callable[[ImageService], _T]) -> _T:
+    async def run() -> _T:
+        async with store.open_store(root or store.default_root()) as service:
+            return action(service)
+
+    return _run(run)
+
+
+def _run(make: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+    """Run a coroutine; a sandpull error is one line on stderr and its exit code."""
+    try:
+        return asyncio.run(make())
+    except SandpullError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(int(exc.code) if exc.code > 2 else 1) from None
+    except KeyboardInterrupt:
+        typer.echo("error: interrupted", err=True)
+        raise typer.Exit(130) from None
+
+
+def _password(username: str | None, from_stdin: bool) -> str | None:
+    if not from_stdin:
+        return None
+    if username is None:
+        _fail(InvalidArgument("pull: --password-stdin needs --username"))
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _fail(error: SandpullError) -> None:
+    typer.echo(f"error: {error}", err=True)
+    raise typer.Exit(int(error.code))
+
+
+def _log_to_stderr() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("sandpull")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+def _echo_json(data: object) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def _pulled_json(pulled: PulledImage) -> dict[str, Any]:
+    return {
+        "reference": str(pulled.reference),
+        "image_id": str(pulled.image_id),
+        "manifest_digest": str(pulled.manifest_digest),
+        "repo_digest": pulled.repo_digest,
+        "platform": str(pulled.platform),
+        "bytes_fetched": pulled.bytes_fetched,
+        "seconds": round(pulled.seconds, 3),
+        "layers": [str(layer.digest) for layer in pulled.layers],
+    }
+
+
+def _record_json(record: ImageRecord) -> dict[str, Any]:
+    return {
+        "name": record.name,
+        "image_id": str(record.image_id),
+        "manifest_digest": str(record.manifest_digest),
+        "media_type": record.media_type,
+        "repo_digest": record.repo_digest,
+        "platform": str(record.platform),
+        "size": record.size,
+        "created": record.created.isoformat(),
+    }
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "kB", "MB"):
+        if value < 1000:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
