@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -171,6 +172,12 @@ def _run(make: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
     except KeyboardInterrupt:
         typer.echo("error: interrupted", err=True)
         raise typer.Exit(130) from None
+    except Exception as exc:
+        # A bug, not a user error: still one line, unless asked for the trace.
+        if os.environ.get("SANDPULL_DEBUG"):
+            raise
+        typer.echo(f"error: internal error ({type(exc).__name__}: {exc})", err=True)
+        raise typer.Exit(1) from None
 
 
 def _password(username: str | None, from_stdin: bool) -> str | None:

@@ -417,7 +417,7 @@ def _open_lock(root: Path) -> int:
 def _default_apply() -> ApplyLayer:
     from sandpull.unpack import apply_layer
 
-    return apply_layer  # type: ignore[no-any-return]
+    return apply_layer
 
 
 async def _close(registry: Registry) -> None:
