@@ -147,8 +147,9 @@ def test_multiarch_index_selects_the_host_and_never_the_attestation() -> None:
     index = parse_document(built.data)
     assert isinstance(index, Index)
     assert index.manifests[0].platform == Platform("unknown", "unknown")  # C25
-    chosen = index.select(Platform("linux", "arm64"))  # C24: no variant means v8
-    assert chosen.digest == built.for_platform(Platform("linux", "arm64", "v8")).digest
+    chosen = index.select(Platform("linux", "arm64", "v8"))  # C24: none means v8
+    assert chosen.digest == built.for_platform(Platform("linux", "arm64")).digest
+    assert chosen.platform == Platform("linux", "arm64")
 
 
 @pytest.mark.parametrize(

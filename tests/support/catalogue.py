@@ -31,7 +31,7 @@ from tests.support.images import (
 from tests.support.layers import Layer, dir_, file, make_layer, symlink, tar_entries
 
 AMD64 = Platform("linux", "amd64")
-ARM64 = Platform("linux", "arm64", "v8")
+ARM64 = Platform("linux", "arm64")  # no variant, as many indexes have it (C24)
 ARMV7 = Platform("linux", "arm", "v7")
 
 Built = Image | ImageIndex
@@ -69,8 +69,8 @@ def small() -> Image:
 
 
 def multiarch() -> ImageIndex:
-    """OCI index: amd64, arm64/v8, arm/v7 (each with its own top layer) and an
-    attestation (``unknown/unknown``) for amd64 listed first (C25)."""
+    """OCI index: amd64, arm64 (no variant, C24), arm/v7, each with its own top
+    layer, and an attestation (``unknown/unknown``) for amd64 listed first (C25)."""
     base = _base_layer(mediatype.OCI_LAYER_GZIP, Compression.GZIP)
     entries = []
     for platform in (AMD64, ARM64, ARMV7):

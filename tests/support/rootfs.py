@@ -52,6 +52,11 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _build(tarball: Path) -> None:
+    for debris in tarball.parent.glob("build-*"):
+        # Left by a build that was killed; we hold the lock, so nobody uses it.
+        shutil.rmtree(debris, ignore_errors=True)
+    if shutil.which("debootstrap") is None:
+        raise RuntimeError("build debian rootfs: debootstrap is not installed")
     work = Path(tempfile.mkdtemp(prefix="build-", dir=tarball.parent))
     try:
         target = work / "rootfs"
