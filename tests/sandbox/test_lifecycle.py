@@ -26,7 +26,8 @@ SMALL_DISK = 32 << 20
 
 
 def spec(name: str, network: str = "bridge", **limits: int) -> SandboxSpec:
-    return SandboxSpec(name, NetworkChoice.parse(network), Limits(**limits), SMALL_DISK)  # type: ignore[arg-type]
+    choice = NetworkChoice.parse(network)
+    return SandboxSpec(name, choice, Limits(**limits), SMALL_DISK)
 
 
 @pytest.mark.parametrize(

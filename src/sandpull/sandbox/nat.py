@@ -3,6 +3,9 @@
 Each rule carries the comment ``sandpull <key>`` so that a person reading
 ``iptables -t nat -S`` can tell whose it is; removal deletes exactly the rule that
 was recorded when it was added.
+
+TODO: a host whose FORWARD chain policy is DROP (docker sets that) also needs
+ACCEPT rules for the bridge; without them bridge sandboxes have no egress there.
 """
 
 from __future__ import annotations

@@ -12,6 +12,11 @@ The agent is launched as::
 ``unshare`` stays on the host as the launcher; with ``--kill-child`` the pid
 namespace dies with it. A process is named by pid and kernel start time, so a pid
 reused after a restart of the host is never mistaken for the agent.
+
+XXX: the mount namespace starts as a copy of the host's, so the agent sees the
+host's files, other sandboxes' state dirs (and their sockets) included; only its
+disk is private. A pivot_root into a minimal root is needed before tenants'
+agents can be treated as untrusted.
 """
 
 from __future__ import annotations
