@@ -106,7 +106,6 @@ class AgentService:
             await self.store.remove(ref)
         except NotFound:
             log.debug("remove image %s: not there", ref)
-        self._credentials.pop(str(ref), None)
         return pb.RemoveImageResponse()
 
     async def image_fs_info(
