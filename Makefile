@@ -46,7 +46,11 @@ demo: setup
 	$(BIN)/python scripts/demo.py
 
 bench: setup
-	$(BIN)/python bench/run.py
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-smoke: setup
+	$(BIN)/python bench/run.py --smoke $(BENCH_ARGS)
 
 protos: venv
 	$(BIN)/python -m grpc_tools.protoc -Isrc \

@@ -1,0 +1,345 @@
+"""The pullers under test: sandpull three ways, its peers, and the floor.
+
+Each :class:`Tool` pulls one image into a fresh store in one run's cgroup and says
+where the unpacked layers are, so the run can look for the image's marker file.
+``unavailable()`` names what is missing instead of failing the whole benchmark.
+"""
+
+from __future__ import annotations
+
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.catalogue import BenchImage
+from bench.measure import Pipeline, RunGroup, Sample, measure
+
+SANDPULL = Path(sys.executable).with_name("sandpull")
+DAEMON_READY_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """One run: ``store`` is fresh and on the file system under test; ``scratch``
+    (root disk, short path) holds sockets, configs and logs."""
+
+    image: BenchImage
+    store: Path
+    scratch: Path
+    group: RunGroup
+
+    @property
+    def log(self) -> Path:
+        return self.scratch / "tool.log"
+
+
+class Tool:
+    """A puller; subclasses fill in how to run it and where its layers land."""
+
+    name = ""
+    commands: tuple[str, ...] = ()
+
+    def unavailable(self) -> str | None:
+        """Why this tool cannot run here, or None."""
+        missing = [c for c in self.commands if shutil.which(c) is None]
+        return f"not installed: {', '.join(missing)}" if missing else None
+
+    def version(self) -> str:
+        return ""
+
+    def run(self, ctx: RunContext) -> Sample:
+        raise NotImplementedError
+
+    def layer_dirs(self, ctx: RunContext) -> list[Path]:
+        raise NotImplementedError
+
+    def marker(self, image: BenchImage) -> tuple[str, bytes]:
+        """The marker file (relative path, content) that proves the pull."""
+        return image.marker, image.marker_content()
+
+
+def _first_line(argv: list[str]) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except OSError:
+        return ""
+    lines = (done.stdout or done.stderr).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+# --- sandpull -----------------------------------------------------------------------
+
+
+class Sandpull(Tool):
+    """``sandpull pull REF --root STORE``: the host store."""
+
+    name = "sandpull"
+
+    def unavailable(self) -> str | None:
+        if not SANDPULL.exists():
+            return f"not installed: {SANDPULL}"
+        done = subprocess.run([str(SANDPULL), "pull", "--help"], capture_output=True)
+        return None if done.returncode == 0 else "`sandpull pull` does not exist yet"
+
+    def version(self) -> str:
+        rev = _first_line(["git", "-C", str(SANDPULL.parents[2]), "rev-parse", "HEAD"])
+        return f"sandpull {rev[:12]}"
+
+    def run(self, ctx: RunContext) -> Sample:
+        pull = [str(SANDPULL), "pull", ctx.image.ref, "--root", str(ctx.store)]
+        return measure(ctx.group, [[[pull]]], ctx.log)
+
+    def layer_dirs(self, ctx: RunContext) -> list[Path]:
+        return sorted(ctx.store.glob("snapshots/*/fs"))
+
+
+class SandpullWarm(Sandpull):
+    """The ``warm`` tag after an untimed pull of ``latest``: one new layer on top."""
+
+    name = "sandpull-warm"
+
+    def run(self, ctx: RunContext) -> Sample:
+        base = [str(SANDPULL), "pull", ctx.image.ref, "--root", str(ctx.store)]
+        with ctx.log.open("ab") as out:
+            subprocess.run(base, stdout=out, stderr=out, check=True)
+        pull = [str(SANDPULL), "pull", ctx.image.warm_ref, "--root", str(ctx.store)]
+        return measure(ctx.group, [[[pull]]], ctx.log)
+
+    def marker(self, image: BenchImage) -> tuple[str, bytes]:
+        return image.warm_marker, image.marker_content(warm=True)
+
+
+class SandpullSandbox(Sandpull):
+    """``sandpull pull --sandbox NAME REF``: the agent pulls in an ``ns`` sandbox."""
+
+    name = "sandpull-sandbox"
+
+    def unavailable(self) -> str | None:
+        reason = super().unavailable()
+        if reason is not None:
+            return reason
+        done = subprocess.run(
+            [str(SANDPULL), "pull", "--help"], capture_output=True, text=True
+        )
+        if "--sandbox" not in done.stdout:
+            return "`sandpull pull --sandbox` does not exist yet"
+        # TODO: the run needs the registry reachable from the sandbox's network
+        # (a second registry on a tenant network) and the agent's pid for its RSS;
+        # until that is wired here the sandbox pull is reported, not measured.
+        return "`sandpull pull --sandbox` is not wired into the benchmark yet"
+
+
+# --- containerd ---------------------------------------------------------------------
+
+_CONTAINERD_CONFIG = """\
+version = 2
+root = "{store}/root"
+state = "{scratch}/state"
+disabled_plugins = [
+  "io.containerd.grpc.v1.cri",
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.zfs",
+]
+[grpc]
+  address = "{scratch}/grpc.sock"
+[ttrpc]
+  address = "{scratch}/ttrpc.sock"
+[debug]
+  address = "{scratch}/debug.sock"
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{store}/opt"
+"""
+
+
+class Containerd(Tool):
+    """``ctr images pull`` against its own daemon, started per run in the run's group.
+
+    The daemon's start-up is outside the timed window; its CPU during the pull and
+    its peak RSS count.
+    """
+
+    name = "containerd"
+    commands = ("containerd", "ctr")
+
+    def version(self) -> str:
+        return _first_line(["containerd", "--version"])
+
+    def run(self, ctx: RunContext) -> Sample:
+        config = ctx.scratch / "containerd.toml"
+        config.write_text(
+            _CONTAINERD_CONFIG.format(store=ctx.store, scratch=ctx.scratch)
+        )
+        with ctx.log.open("ab") as out:
+            daemon = subprocess.Popen(
+                ctx.group.wrap(["containerd", "--config", str(config)]),
+                stdout=out,
+                stderr=out,
+            )
+        try:
+            self._wait_ready(ctx, daemon)
+            pull = [*self._ctr(ctx), "images", "pull", "--plain-http",
+                    "--snapshotter", "overlayfs", ctx.image.ref]  # fmt: skip
+            return measure(ctx.group, [[[pull]]], ctx.log)
+        finally:
+            daemon.terminate()
+            try:
+                daemon.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                daemon.wait()
+
+    @staticmethod
+    def _ctr(ctx: RunContext) -> list[str]:
+        return ["ctr", "--address", str(ctx.scratch / "grpc.sock"), "-n", "bench"]
+
+    def _wait_ready(self, ctx: RunContext, daemon: subprocess.Popen[bytes]) -> None:
+        deadline = time.monotonic() + DAEMON_READY_SECONDS
+        while time.monotonic() < deadline:
+            if daemon.poll() is not None:
+                raise RuntimeError(f"start containerd: exit {daemon.returncode}")
+            done = subprocess.run([*self._ctr(ctx), "version"], capture_output=True)
+            if done.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"start containerd: not ready in {DAEMON_READY_SECONDS}s")
+
+    def layer_dirs(self, ctx: RunContext) -> list[Path]:
+        snapshots = "root/io.containerd.snapshotter.v1.overlayfs/snapshots/*/fs"
+        return sorted(ctx.store.glob(snapshots))
+
+
+# --- podman -------------------------------------------------------------------------
+
+_STORAGE_CONF = """\
+[storage]
+driver = "overlay"
+graphroot = "{store}/storage"
+runroot = "{scratch}/run"
+"""
+_CONTAINERS_CONF = """\
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "{scratch}/events.log"
+tmp_dir = "{scratch}/tmp"
+static_dir = "{store}/libpod"
+"""
+
+
+class Podman(Tool):
+    """``podman pull`` with its own storage root; runc, cgroupfs, soft ``nofile``
+    below the hard limit (podman fails here otherwise)."""
+
+    name = "podman"
+    commands = ("podman", "runc")
+
+    def version(self) -> str:
+        return _first_line(["podman", "--version"])
+
+    def run(self, ctx: RunContext) -> Sample:
+        storage, containers = (
+            ctx.scratch / "storage.conf",
+            ctx.scratch / "containers.conf",
+        )
+        storage.write_text(_STORAGE_CONF.format(store=ctx.store, scratch=ctx.scratch))
+        containers.write_text(
+            _CONTAINERS_CONF.format(store=ctx.store, scratch=ctx.scratch)
+        )
+        env = {
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "CONTAINERS_STORAGE_CONF": str(storage),
+            "CONTAINERS_CONF": str(containers),
+        }
+        pull = [
+            "podman", "--root", str(ctx.store / "storage"),
+            "--runroot", str(ctx.scratch / "run"), "--storage-driver", "overlay",
+            "--runtime", "runc", "--cgroup-manager", "cgroupfs",
+            "pull", "--quiet", "--tls-verify=false", ctx.image.ref,
+        ]  # fmt: skip
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        soft = max(1024, hard // 2) if hard != resource.RLIM_INFINITY else 65536
+        return measure(ctx.group, [[[pull]]], ctx.log, env=env, nofile_soft=soft)
+
+    def layer_dirs(self, ctx: RunContext) -> list[Path]:
+        return sorted(ctx.store.glob("storage/overlay/*/diff"))
+
+
+# --- skopeo + umoci -----------------------------------------------------------------
+
+
+class SkopeoUmoci(Tool):
+    """``skopeo copy`` to an OCI layout, then ``umoci unpack`` to a bundle."""
+
+    name = "skopeo-umoci"
+    commands = ("skopeo", "umoci")
+
+    def version(self) -> str:
+        skopeo = _first_line(["skopeo", "--version"])
+        return f"{skopeo}; {_first_line(['umoci', '--version'])}"
+
+    def run(self, ctx: RunContext) -> Sample:
+        layout = f"{ctx.store}/layout:bench"
+        copy = ["skopeo", "copy", "--quiet", "--src-tls-verify=false",
+                f"docker://{ctx.image.ref}", f"oci:{layout}"]  # fmt: skip
+        unpack = ["umoci", "unpack", "--image", layout, str(ctx.store / "bundle")]
+        return measure(ctx.group, [[[copy]], [[unpack]]], ctx.log)
+
+    def layer_dirs(self, ctx: RunContext) -> list[Path]:
+        return [ctx.store / "bundle" / "rootfs"]
+
+
+# --- the floor ----------------------------------------------------------------------
+
+
+class Floor(Tool):
+    """Each layer blob through ``curl | gzip -dc | tar -x`` into its own directory,
+    all layers at once: download + decompress + write with nothing else.
+
+    No manifest or config is fetched and nothing is verified; this is the bound a
+    puller is compared with, not a puller.
+    """
+
+    name = "floor"
+    commands = ("curl", "gzip", "zstd", "tar")
+
+    def version(self) -> str:
+        return _first_line(["curl", "--version"])
+
+    def run(self, ctx: RunContext) -> Sample:
+        pipelines: list[Pipeline] = []
+        for index, digest in enumerate(ctx.image.layers):
+            target = ctx.store / "layers" / f"{index:03d}"
+            target.mkdir(parents=True)
+            decompress = "zstd" if ctx.image.compression.value == "zstd" else "gzip"
+            pipelines.append([
+                ["curl", "-sSf", ctx.image.blob_url(digest)],
+                [decompress, "-dc"],
+                ["tar", "-x", "-f", "-", "-C", str(target)],
+            ])  # fmt: skip
+        return measure(ctx.group, [pipelines], ctx.log)
+
+    def layer_dirs(self, ctx: RunContext) -> list[Path]:
+        return sorted((ctx.store / "layers").glob("*"))
+
+
+TOOLS: dict[str, Tool] = {
+    tool.name: tool
+    for tool in (
+        Sandpull(),
+        SandpullSandbox(),
+        SandpullWarm(),
+        Containerd(),
+        Podman(),
+        SkopeoUmoci(),
+        Floor(),
+    )
+}
