@@ -99,7 +99,7 @@ def test_endpoints(reference: str, expected: list[Endpoint]) -> None:
 def test_the_longest_prefix_wins_and_a_blocked_registry_is_refused() -> None:
     config = RegistriesConfig.parse(CONFIG)
 
-    with pytest.raises(PermissionDenied, match="example.com/team/secret is blocked"):
+    with pytest.raises(PermissionDenied, match=r"example\.com/team/secret is blocked"):
         config.endpoints(Reference.parse("example.com/team/secret/app"))
 
 

@@ -51,7 +51,8 @@ async def test_hub_credentials_serve_every_hub_spelling(
 @pytest.mark.parametrize(
     ("key", "registry", "found"),
     [
-        pytest.param("10.3.10.88:5000", "10.3.10.88:5000", True, id="C38 bare host:port"),
+        pytest.param("10.3.10.88:5000", "10.3.10.88:5000", True,
+                     id="C38 bare host:port"),
         pytest.param("https://10.3.10.88:5000", "10.3.10.88:5000", True,
                      id="C38 key with scheme"),
         pytest.param("http://10.3.10.88:5000/v2/", "10.3.10.88:5000", True,
