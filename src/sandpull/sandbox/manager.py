@@ -14,7 +14,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from sandpull.errors import AlreadyExists, FailedPrecondition, NotFound, from_os_error
+from sandpull.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    NotFound,
+    SandpullError,
+    from_os_error,
+)
 from sandpull.sandbox import cgroup, disk, ipam, nat, netlink, process, state
 from sandpull.sandbox.sandbox import AGENT_LOG, READY, STORE_DIR, Sandbox
 from sandpull.sandbox.spec import Limits, NetworkMode, SandboxSpec, validate_name
@@ -101,7 +107,7 @@ class SandboxManager:
         try:
             record = await self._build(Sandbox(record, directory))
         except BaseException:
-            await self.remove(spec.name)
+            await self._undo(spec.name)
             raise
         log.info(
             "created sandbox %s (network %s) in %.1fs",
@@ -145,6 +151,13 @@ class SandboxManager:
             await self._teardown(Sandbox(record, directory))
         _remove_dir(directory)
         log.info("removed sandbox %s", name)
+
+    async def _undo(self, name: str) -> None:
+        # The creation error is what the caller needs; a cleanup error is only logged.
+        try:
+            await self.remove(name)
+        except SandpullError as exc:
+            log.warning("clean up half-created sandbox %s: %s", name, exc)
 
     # Creation steps.
 
