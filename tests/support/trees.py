@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 IGNORED_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.", "security.selinux")
@@ -105,17 +105,12 @@ def _entry(path: Path, st: os.stat_result, link_group: str) -> Entry:
         mtime=int(st.st_mtime),
     )
     if kind == "file":
-        return _replace(entry, size=st.st_size, sha256=_sha256(path))
+        return replace(entry, size=st.st_size, sha256=_sha256(path))
     if kind == "symlink":
-        return _replace(entry, target=os.readlink(path))
+        return replace(entry, target=os.readlink(path))
     if kind in ("char", "block"):
-        return _replace(entry, rdev=(os.major(st.st_rdev), os.minor(st.st_rdev)))
+        return replace(entry, rdev=(os.major(st.st_rdev), os.minor(st.st_rdev)))
     return entry
-
-
-def _replace(entry: Entry, **changes: object) -> Entry:
-    values = {f.name: getattr(entry, f.name) for f in fields(entry)}
-    return Entry(**{**values, **changes})  # type: ignore[arg-type]
 
 
 def _sha256(path: Path) -> str:
