@@ -37,7 +37,7 @@ class FaultServer:
 
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", record)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
         await site.start()
@@ -54,7 +54,7 @@ StartServer = Callable[..., Awaitable[FaultServer]]
 
 @pytest.fixture
 async def fault_server() -> AsyncIterator[StartServer]:
-    """Start servers with ``await fault_server(handler, hostname=..., ssl_context=...)``."""
+    """``await fault_server(handler, hostname=..., ssl_context=...)`` starts one."""
     started: list[FaultServer] = []
 
     async def start(handler: Handler, **kwargs: object) -> FaultServer:

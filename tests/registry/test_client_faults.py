@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import ssl
 import json
+import ssl
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,9 @@ from sandpull.registry import (
 from tests.registry.fault_server import StartServer
 
 FAST = RetryPolicy(attempts=4, initial_delay=0.001, max_delay=0.002)
-MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": mediatype.OCI_MANIFEST}).encode()
+MANIFEST = json.dumps(
+    {"schemaVersion": 2, "mediaType": mediatype.OCI_MANIFEST}
+).encode()
 MANIFEST_DIGEST = Digest.of(MANIFEST)
 BLOB = bytes(range(256)) * 4096  # 1 MiB
 BLOB_DESC = Descriptor(mediatype.OCI_LAYER_GZIP, Digest.of(BLOB), len(BLOB))
@@ -214,8 +216,10 @@ async def test_a_content_range_after_the_asked_offset_is_refused(
     fault_server: StartServer,
 ) -> None:
     async def handler(request: web.Request) -> web.StreamResponse:
-        return web.Response(status=206, body=BLOB[20:],
-                            headers={"Content-Range": f"bytes 20-{len(BLOB) - 1}/*"})  # fmt: skip
+        content_range = f"bytes 20-{len(BLOB) - 1}/*"
+        return web.Response(
+            status=206, body=BLOB[20:], headers={"Content-Range": content_range}
+        )
 
     server = await fault_server(handler)
     async with _client() as client:
@@ -280,7 +284,9 @@ async def test_c33_c35_realm_only_challenge_and_stale_token_without_challenge(
         auth = request.headers.get("Authorization")
         if auth is None:
             realm = f"http://{request.host}/token"
-            return web.Response(status=401, headers={"WWW-Authenticate": f'Bearer realm="{realm}"'})
+            return web.Response(
+                status=401, headers={"WWW-Authenticate": f'Bearer realm="{realm}"'}
+            )
         if auth == "Bearer t1" and request.path.endswith("/v2"):
             return web.Response(status=403)  # expired, and no challenge (ECR style)
         return _manifest()
@@ -312,7 +318,9 @@ async def test_c36_authorization_is_dropped_on_a_redirect_to_another_host(
 
     async def registry(request: web.Request) -> web.StreamResponse:
         if request.headers.get("Authorization") is None:
-            return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="r"'})
+            return web.Response(
+                status=401, headers={"WWW-Authenticate": 'Basic realm="r"'}
+            )
         location = f"http://{bucket.host}/blob?X-Amz-Signature=abc"
         return web.Response(status=307, headers={"Location": location})
 
@@ -345,7 +353,9 @@ async def test_c37_a_redirect_from_https_to_http_is_refused(
     (tmp_path / "certs.d" / server.host).mkdir(parents=True)
     (tmp_path / "certs.d" / server.host / "ca.crt").write_bytes(ca[0].read_bytes())
     async with _client(certs_dir=tmp_path / "certs.d") as client:
-        with pytest.raises(PermissionDenied, match="refusing redirect from https to http"):
+        with pytest.raises(
+            PermissionDenied, match="refusing redirect from https to http"
+        ):
             await client.resolve(Reference.parse(f"{server.host}/app:v1"))
 
     assert len(server.seen) == 1
