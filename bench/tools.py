@@ -7,6 +7,7 @@ where the unpacked layers are, so the run can look for the image's marker file.
 
 from __future__ import annotations
 
+import re
 import resource
 import shutil
 import subprocess
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.catalogue import BenchImage
-from bench.measure import Pipeline, RunGroup, Sample, measure
+from bench.measure import Pipeline, RunFailed, RunGroup, Sample, measure
 
 SANDPULL = Path(sys.executable).with_name("sandpull")
 DAEMON_READY_SECONDS = 30.0
@@ -82,8 +83,10 @@ class Sandpull(Tool):
     def unavailable(self) -> str | None:
         if not SANDPULL.exists():
             return f"not installed: {SANDPULL}"
-        done = subprocess.run([str(SANDPULL), "pull", "--help"], capture_output=True)
-        return None if done.returncode == 0 else "`sandpull pull` does not exist yet"
+        done = subprocess.run([str(SANDPULL), "--help"], capture_output=True, text=True)
+        if re.search(r"^\W*pull\s", done.stdout, re.MULTILINE) is None:
+            return "`sandpull pull` does not exist yet"
+        return None
 
     def version(self) -> str:
         rev = _first_line(["git", "-C", str(SANDPULL.parents[2]), "rev-parse", "HEAD"])
@@ -105,7 +108,9 @@ class SandpullWarm(Sandpull):
     def run(self, ctx: RunContext) -> Sample:
         base = [str(SANDPULL), "pull", ctx.image.ref, "--root", str(ctx.store)]
         with ctx.log.open("ab") as out:
-            subprocess.run(base, stdout=out, stderr=out, check=True)
+            done = subprocess.run(base, stdout=out, stderr=out)
+        if done.returncode != 0:
+            raise RunFailed(f"untimed pull of {ctx.image.ref}: exit {done.returncode}")
         pull = [str(SANDPULL), "pull", ctx.image.warm_ref, "--root", str(ctx.store)]
         return measure(ctx.group, [[[pull]]], ctx.log)
 
