@@ -57,8 +57,8 @@ def stack(tmp_path: Path) -> Stack:
     return Stack(tmp_path / "snapshots", [])
 
 
-def _fingerprint(root: Path) -> dict[str, tuple[int, int, str]]:
-    found: dict[str, tuple[int, int, str]] = {}
+def _fingerprint(root: Path) -> dict[str, tuple[int, int, str, list[str]]]:
+    found: dict[str, tuple[int, int, str, list[str]]] = {"": (0, 0, "", _xattrs(root))}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             full = Path(dirpath, name)
@@ -68,8 +68,13 @@ def _fingerprint(root: Path) -> dict[str, tuple[int, int, str]]:
                 st.st_mode,
                 st.st_nlink,
                 hashlib.sha256(body).hexdigest(),
+                _xattrs(full),
             )
     return found
+
+
+def _xattrs(path: Path) -> list[str]:
+    return sorted(os.listxattr(path, follow_symlinks=False))
 
 
 @pytest.fixture
