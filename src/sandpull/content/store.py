@@ -8,6 +8,7 @@ Layout under the root::
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import tempfile
@@ -157,6 +158,23 @@ class LocalStore:
     def remove_ingest(self, digest: Digest) -> None:
         """Drop an ingest by digest, whatever state it is in."""
         shutil.rmtree(self.ingests / _key(digest), ignore_errors=True)
+
+    def remove_idle_ingest(self, digest: Digest) -> bool:
+        """Drop an ingest that no writer (in any process) holds; True if removed."""
+        directory = self.ingests / _key(digest)
+        try:
+            fd = os.open(directory / "lock", os.O_RDWR)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
+            return True
+        finally:
+            os.close(fd)
 
 
 def _key(digest: Digest) -> str:

@@ -57,6 +57,9 @@ class Downloads:
         self._limit = asyncio.Semaphore(concurrency)
         self._active: dict[Digest, Download] = {}
 
+    def active(self, digest: Digest) -> bool:
+        return digest in self._active
+
     async def acquire(
         self, registry: Registry, ref: Reference, descriptor: Descriptor
     ) -> Download:

@@ -88,6 +88,7 @@ async def pull_layers(
     for job in jobs:
         pipeline.leases.add(lease, "snapshot", str(job.chain_id))
     pending = _pending(pipeline.snapshots, jobs, progress)
+    _drop_stale_ingests(pipeline, jobs, pending)
     downloads = await _start_downloads(pipeline, registry, ref, pending, progress)
     top = pipeline.snapshots.get(jobs[-1].chain_id) if jobs else None
     try:
@@ -125,6 +126,17 @@ def _pending(
                 LayerProgress(job.index, job.descriptor.digest, size, size, "exists")
             )
     return []
+
+
+def _drop_stale_ingests(
+    pipeline: LayerPipeline, jobs: list[LayerJob], pending: list[LayerJob]
+) -> None:
+    """Ingests of layers already committed (left by a killed run) are useless."""
+    needed = {job.descriptor.digest for job in pending}
+    for job in jobs:
+        digest = job.descriptor.digest
+        if digest not in needed and not pipeline.downloads.active(digest):
+            pipeline.store.remove_idle_ingest(digest)
 
 
 async def _start_downloads(
