@@ -29,7 +29,7 @@ class Stack:
         *,
         compression: Compression = Compression.NONE,
         diff_id: Digest | None = None,
-        options: ApplyOptions = ApplyOptions(),
+        options: ApplyOptions | None = None,
     ) -> AppliedLayer:
         """Apply one layer (a spec table or a blob) on top of the stack."""
         blob = layer if isinstance(layer, bytes) else tarbuild.build(layer)
@@ -42,7 +42,7 @@ class Stack:
             lowers=list(reversed(self.snapshots)),
             layer=Digest.of(blob),
             diff_id=diff_id,
-            options=options,
+            options=options or ApplyOptions(),
         )
         self.snapshots.append(target)
         return applied
@@ -63,7 +63,9 @@ def _fingerprint(root: Path) -> dict[str, tuple[int, int, str, list[str]]]:
         for name in dirnames + filenames:
             full = Path(dirpath, name)
             st = os.lstat(full)
-            body = full.read_bytes() if full.is_file() and not full.is_symlink() else b""
+            body = (
+                full.read_bytes() if full.is_file() and not full.is_symlink() else b""
+            )
             found[str(full.relative_to(root))] = (
                 st.st_mode,
                 st.st_nlink,

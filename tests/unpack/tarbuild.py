@@ -30,7 +30,9 @@ def entry(spec: str) -> tuple[tarfile.TarInfo, bytes]:
     return info(name, tarfile.REGTYPE, size=len(data)), data
 
 
-def info(name: str, type_: bytes = tarfile.REGTYPE, **fields: object) -> tarfile.TarInfo:
+def info(
+    name: str, type_: bytes = tarfile.REGTYPE, **fields: object
+) -> tarfile.TarInfo:
     member = tarfile.TarInfo(name)
     member.type = type_
     member.mode = 0o755 if type_ == tarfile.DIRTYPE else 0o644

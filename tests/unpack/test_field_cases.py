@@ -82,8 +82,13 @@ CASES = [
                 "usr/share/doc/curl/X -> ../new",
             ],
         ],
-        ["usr/", "usr/share/", "usr/share/doc/", "usr/share/doc/curl/",
-         "usr/share/doc/curl/X -> ../new"],
+        [
+            "usr/",
+            "usr/share/",
+            "usr/share/doc/",
+            "usr/share/doc/curl/",
+            "usr/share/doc/curl/X -> ../new",
+        ],
         [],
         id="C07 an opaque directory takes a new symlink of the same name",
     ),
@@ -238,7 +243,10 @@ def test_field_case_merged_tree(
 
 def test_C09_hardlink_names_share_one_inode(stack: Stack) -> None:
     stack.apply_all(
-        [["usr/bin/perl=A", "usr/bin/perl5.38.2=B"], ["usr/bin/perl5.38.2 => usr/bin/perl"]]
+        [
+            ["usr/bin/perl=A", "usr/bin/perl5.38.2=B"],
+            ["usr/bin/perl5.38.2 => usr/bin/perl"],
+        ]
     )
 
     top = stack.snapshots[-1] / "usr/bin"
@@ -271,7 +279,9 @@ def test_C19_lower_snapshot_keeps_its_old_inode(stack: Stack) -> None:
         pytest.param("etc/.wh...", id="C05 a whiteout of dot-dot is rejected"),
     ],
 )
-def test_C05_bare_whiteout_rejects_the_layer(stack: Stack, canary: Path, bare: str) -> None:
+def test_C05_bare_whiteout_rejects_the_layer(
+    stack: Stack, canary: Path, bare: str
+) -> None:
     stack.apply(["etc/passwd", "etc/hosts"])
 
     with pytest.raises(HostileEntryError, match=r"sha256:[0-9a-f]{12}.*\.wh\."):

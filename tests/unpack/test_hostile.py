@@ -208,7 +208,16 @@ CONTAINED = [
         id="a device through a symlink to outside lands inside the root",
     ),
     pytest.param(
-        lambda c: [["a/b"], [_pax("a/", tarfile.DIRTYPE, **{"SCHILY.xattr.trusted.overlay.opaque": "y"})]],
+        lambda c: [
+            ["a/b"],
+            [
+                _pax(
+                    "a/",
+                    tarfile.DIRTYPE,
+                    **{"SCHILY.xattr.trusted.overlay.opaque": "y"},
+                )
+            ],
+        ],
         lambda c: ["a/", "a/b"],
         id="an overlay xattr in the tar is skipped, so it cannot hide lower files",
     ),
@@ -235,4 +244,6 @@ def test_hostile_layer_stays_inside_the_root(
 ) -> None:
     stack.apply_all(layers(canary))
 
-    assert overlay_tree(stack.snapshots, tmp_path / "merged") == expand(expected(canary))
+    assert overlay_tree(stack.snapshots, tmp_path / "merged") == expand(
+        expected(canary)
+    )

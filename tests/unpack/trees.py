@@ -63,8 +63,15 @@ def mounted(snapshots: Sequence[Path], where: Path) -> Iterator[Path]:
     empty.mkdir(exist_ok=True)
     layers = [str(s) for s in reversed(snapshots)] + [str(empty)]
     subprocess.run(
-        ["mount", "-t", "overlay", "overlay", "-o", "lowerdir=" + ":".join(layers),
-         str(where)],
+        [
+            "mount",
+            "-t",
+            "overlay",
+            "overlay",
+            "-o",
+            "lowerdir=" + ":".join(layers),
+            str(where),
+        ],
         check=True,
     )
     try:

@@ -77,7 +77,10 @@ def set_xattrs(target: int | str, xattrs: tuple[tuple[str, bytes], ...]) -> None
     """Set ``xattrs`` on an fd or a path (never following a last symlink)."""
     for name, value in xattrs:
         try:
-            os.setxattr(target, name, value, follow_symlinks=False)
+            if isinstance(target, int):
+                os.setxattr(target, name, value)
+            else:
+                os.setxattr(target, name, value, follow_symlinks=False)
         except OSError as exc:
             if exc.errno not in (errno.ENOTSUP, errno.EPERM):
                 raise BadMetadata(f"set xattr {name}: {exc.strerror}") from exc

@@ -35,13 +35,14 @@ class SnapshotWriter:
         self._open: list[Node] = []
 
     def close(self) -> None:
-        self.release_fds()
+        self.release_fds(keep=0)
         os.close(self.view.root.fd)
         self.view.root.fd = -1
 
-    def release_fds(self) -> None:
-        """Close cached directory fds past the limit; call between entries only."""
-        if len(self._open) < MAX_OPEN_DIRS:
+    def release_fds(self, keep: int = MAX_OPEN_DIRS) -> None:
+        """Close the cached directory fds once more than ``keep`` are open; call
+        between entries only (an entry's fds must stay valid while it is applied)."""
+        if len(self._open) <= keep:
             return
         for node in self._open:
             if node.fd >= 0:
@@ -145,38 +146,35 @@ class SnapshotWriter:
         name = path[-1]
         st = os.lstat(source)
         if stat.S_ISREG(st.st_mode):
-            node = self._copy_file(source, name, parent, st)
+            self._copy_file(source, name, parent)
+            node = Node(Kind.OTHER)
         elif stat.S_ISLNK(st.st_mode):
-            link = os.readlink(source)
-            os.symlink(link, name, dir_fd=parent.fd)
-            node = Node(Kind.SYMLINK, link=link)
+            node = Node(Kind.SYMLINK, link=os.readlink(source))
+            os.symlink(node.link, name, dir_fd=parent.fd)
         else:
             # Devices and FIFOs are recreated from their mode; never opened.
             os.mknod(name, st.st_mode, st.st_rdev, dir_fd=parent.fd)
-            os.chmod(name, stat.S_IMODE(st.st_mode), dir_fd=parent.fd)
             node = Node(Kind.OTHER)
+        # Owner first: chown clears setuid bits and file capabilities.
         os.chown(name, st.st_uid, st.st_gid, dir_fd=parent.fd, follow_symlinks=False)
-        metadata.copy_xattrs(source, self.fs_path((*path[:-1], name)))
+        if not stat.S_ISLNK(st.st_mode):
+            os.chmod(name, stat.S_IMODE(st.st_mode), dir_fd=parent.fd)
+        metadata.copy_xattrs(source, self.fs_path(path))
         metadata.set_times(parent.fd, name, st.st_mtime_ns)
         parent.children[name] = node
         return node
 
-    def _copy_file(
-        self, source: str, name: str, parent: Node, st: os.stat_result
-    ) -> Node:
+    def _copy_file(self, source: str, name: str, parent: Node) -> None:
         src = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             dst = os.open(name, _NEW_FILE, 0o600, dir_fd=parent.fd)
             try:
                 while os.copy_file_range(src, dst, 1 << 30):
                     pass
-                os.fchown(dst, st.st_uid, st.st_gid)
-                os.fchmod(dst, stat.S_IMODE(st.st_mode))
             finally:
                 os.close(dst)
         finally:
             os.close(src)
-        return Node(Kind.OTHER)
 
     # Finishing ---------------------------------------------------------------
 

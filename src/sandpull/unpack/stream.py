@@ -40,6 +40,11 @@ class _Prefixed:
             return head
         return self._source.read(size)
 
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        data = self.read(len(buffer))
+        memoryview(buffer)[: len(data)] = data
+        return len(data)
+
 
 def _sniff(data: bytes) -> Compression:
     if data.startswith(_GZIP_MAGIC):
