@@ -4,12 +4,14 @@ Every process of a run lives in one cgroup made for that run (cgroup v1 ``cpuacc
 where it is mounted, else the v2 unified hierarchy). CPU is the cgroup's usage
 (user + system, every process in it, a daemon included) over the timed window.
 
-Peak RSS is summed over the run's processes. A command the benchmark starts runs
-under GNU ``time``, which reports its ``ru_maxrss``; ``time`` is small, so the
-figure is the command's own (a process forked straight from the benchmark's
-Python would inherit Python's high-water mark). Other processes in the group (a
-daemon, helpers a command forks) are sampled: ``VmHWM`` every
-:data:`SAMPLE_SECONDS`. The sum is an upper bound of the simultaneous peak.
+Peak RSS is the largest resident total of the run's processes at once: the sum
+of their proportional set sizes (``Pss``: a page shared by n processes counts 1/n
+in each, so shared libraries count once), sampled every :data:`SAMPLE_SECONDS`.
+A spike shorter than that can hide between samples, so the figure is never below
+the largest single process's own peak: ``VmHWM`` for sampled processes, and GNU
+``time``'s maxrss for each command the benchmark starts (``time`` is small, so
+that is the command's own figure; a process forked straight from the benchmark's
+Python would inherit Python's high-water mark).
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ import shlex
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, BinaryIO
 
-SAMPLE_SECONDS = 0.02
+SAMPLE_SECONDS = 0.05
 V1_CPUACCT = Path("/sys/fs/cgroup/cpuacct")
 V2_ROOT = Path("/sys/fs/cgroup")
 GNU_TIME = "/usr/bin/time"
@@ -101,26 +103,35 @@ def _kill(pid: int) -> None:
         os.kill(pid, 9)
 
 
-def _status(pid: int) -> tuple[int, int]:
-    """A live process's peak resident set in bytes and its parent (zeros if gone)."""
+def _pss(pid: int) -> int:
+    """A live process's proportional set size in bytes (0 if gone)."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _hwm(pid: int) -> int:
+    """A live process's peak resident set in bytes (0 if gone)."""
     try:
         text = Path(f"/proc/{pid}/status").read_text()
     except OSError:
-        return 0, 0
-    rss = parent = 0
+        return 0
     for line in text.splitlines():
         if line.startswith("VmHWM:"):
-            rss = int(line.split()[1]) * 1024
-        elif line.startswith("PPid:"):
-            parent = int(line.split()[1])
-    return rss, parent
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 @dataclass
 class _Sampler:
     group: RunGroup
-    peaks: dict[int, int] = field(default_factory=dict)
-    parents: dict[int, int] = field(default_factory=dict)
+    together: int = 0  # the largest sum of Pss seen at one sample
+    single: int = 0  # the largest VmHWM of one process
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -139,21 +150,15 @@ class _Sampler:
             self.sample()
 
     def sample(self) -> None:
+        total = 0
         for pid in self.group.pids():
-            rss, parent = _status(pid)
-            self.peaks[pid] = max(self.peaks.get(pid, 0), rss)
-            self.parents.setdefault(pid, parent)
+            total += _pss(pid)
+            self.single = max(self.single, _hwm(pid))
+        self.together = max(self.together, total)
 
-    def total(self, reported: dict[int, int]) -> int:
-        """The sum of peaks; ``reported`` maps a ``time`` pid to its command's."""
-        own = dict(reported)
-        for pid, peak in self.peaks.items():
-            parent = self.parents.get(pid, 0)
-            if parent in own:
-                own[parent] = max(own[parent], peak)
-            else:
-                own[-pid] = peak
-        return sum(own.values())
+    def peak(self, reported: Iterable[int]) -> int:
+        """The run's peak; ``reported``: maxrss of the commands started under time."""
+        return max(self.together, self.single, *reported, 0)
 
 
 def measure(
@@ -182,7 +187,7 @@ def measure(
         wall = time.perf_counter() - started
         sampler.stop()
     cpu = group.cpu_seconds() - cpu_before
-    return Sample(wall, cpu, sampler.total(launcher.reported))
+    return Sample(wall, cpu, sampler.peak(launcher.reported.values()))
 
 
 @dataclass

@@ -207,29 +207,21 @@ class Session:
         self, tool: Tool, image: BenchImage, target: disk.Target, counted: bool,
         keep: bool,
     ) -> None:  # fmt: skip
-        self._serial += 1
-        name = f"{os.getpid()}-{self._serial}"
-        store = target.root / f"{tool.name}-{image.name}-{self._serial}"
-        scratch = self.options.work / "runs" / str(self._serial)
-        for directory in (store, scratch):
-            disk.wipe(directory)
-            directory.mkdir(parents=True)
-        os.sync()
-        group = RunGroup(name)
-        ctx = RunContext(image, store, scratch, group)
+        ctx = self._context(tool, image, target)
         try:
             sample = tool.run(ctx)
             marker = self._check_marker(tool, ctx)
-        except (RunFailed, RuntimeError, OSError, subprocess.CalledProcessError) as exc:
-            self.failures[tool.name] = (
-                f"{image.name} on {target.fs}: {exc}{_tail(ctx.log)}"
-            )
-            print(f"{tool.name}: failed: {self.failures[tool.name]}", file=sys.stderr)
+        except (RunFailed, RuntimeError, OSError) as exc:
+            reason = f"{image.name} on {target.fs}: {exc}{_tail(ctx.log)}"
+            self.failures[tool.name] = reason
+            print(f"{tool.name}: failed: {reason}", file=sys.stderr)
+            disk.wipe(ctx.store)  # the log in ctx.scratch stays for a post-mortem
             return
         finally:
-            group.remove()
-        print(f"{tool.name} {image.name} {target.fs}: {sample.wall_s:.3f}s "
-              f"{'' if counted else '(warm-up)'}", file=sys.stderr)  # fmt: skip
+            ctx.group.remove()
+        note = "" if counted else " (warm-up)"
+        print(f"{tool.name} {image.name} {target.fs}: {sample.wall_s:.3f}s{note}",
+              file=sys.stderr)  # fmt: skip
         if counted:
             self.counted.append(report.Counted(image.name, tool.name, target.fs,
                                                sample.wall_s, sample.cpu_s,
@@ -237,8 +229,22 @@ class Session:
         if keep:
             self.kept[tool.name] = {"marker": str(marker), "mount": str(target.root)}
         else:
-            disk.wipe(store)
-            shutil.rmtree(scratch, ignore_errors=True)
+            disk.wipe(ctx.store)
+            shutil.rmtree(ctx.scratch, ignore_errors=True)
+
+    def _context(
+        self, tool: Tool, image: BenchImage, target: disk.Target
+    ) -> RunContext:
+        """A fresh store and scratch directory, a new cgroup, written data synced."""
+        self._serial += 1
+        store = target.root / f"{tool.name}-{image.name}-{self._serial}"
+        scratch = self.options.work / "runs" / str(self._serial)
+        for directory in (store, scratch):
+            disk.wipe(directory)
+            directory.mkdir(parents=True)
+        os.sync()
+        group = RunGroup(f"{os.getpid()}-{self._serial}")
+        return RunContext(image, store, scratch, group)
 
     @staticmethod
     def _check_marker(tool: Tool, ctx: RunContext) -> Path:
@@ -285,8 +291,8 @@ def method(options: Options) -> list[str]:
         "empty, so no tool finds its own earlier output.",
         "- Wall: from the first process start to the last exit. CPU: the run's cgroup "
         "(cpuacct) usage, user + system, every process in it, the daemon included. "
-        "Peak RSS: per process the larger of sampled VmHWM and wait4 ru_maxrss, summed "
-        "over the run's processes; the median over runs is shown.",
+        "Peak RSS: the largest sum of Pss over the run's processes at one 50 ms "
+        "sample, never below the largest single process's peak; median over runs.",
         "- The floor: each layer blob through `curl | gzip -dc | tar -x`, all layers "
         "at once, no manifest, no verification.",
         f"- The loop file system: a sparse {options.loop_gib} GiB ext4 image, "
