@@ -267,8 +267,9 @@ class ImageService:
 
         return ImageConfig.parse(self.store.read(record.image_id, MAX_CONFIG_BYTES))
 
-    def snapshot_dirs(self, record: ImageRecord) -> list[Path]:
+    def snapshot_dirs(self, image: ImageRecord | str | Reference) -> list[Path]:
         """The image's snapshot ``fs`` directories, nearest (top) first."""
+        record = image if isinstance(image, ImageRecord) else self.get(image)
         if record.top_chain_id is None:
             return []
         return [
@@ -276,7 +277,7 @@ class ImageService:
         ]
 
     def mount(self, reference: str | Reference, target: Path) -> None:
-        mount_overlay(self.snapshot_dirs(self.get(reference)), target)
+        mount_overlay(self.snapshot_dirs(reference), target)
 
     def pull_stats(self) -> dict[tuple[str, str], int]:
         rows = self._db.execute("SELECT * FROM pulls ORDER BY registry, image")
