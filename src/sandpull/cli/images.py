@@ -35,6 +35,9 @@ RootOption = Annotated[
     typer.Option("--root", help="image store directory [env SANDPULL_ROOT]"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+SandboxOption = Annotated[
+    str | None, typer.Option("--sandbox", help="work in this sandbox's store instead")
+]
 
 
 @app.command("pull")
@@ -55,8 +58,18 @@ def pull_command(
         bool, typer.Option(help="read the registry password from stdin")
     ] = False,
     as_json: JsonOption = False,
+    sandbox: SandboxOption = None,
 ) -> None:
-    """Pull an image into the store."""
+    """Pull an image into the store, or with --sandbox into that sandbox's."""
+    if sandbox is not None:
+        from sandpull.cli import sandboxed
+
+        password = _password(username, password_stdin)
+        request = sandboxed.SandboxPull(
+            sandbox, reference, platform, username, password
+        )
+        sandboxed.pull_command(request, as_json)
+        return
     _log_to_stderr()
     options = store.PullOptions(
         reference,
@@ -76,8 +89,15 @@ def pull_command(
 
 
 @app.command("images")
-def images_command(root: RootOption = None, as_json: JsonOption = False) -> None:
-    """List the images in the store."""
+def images_command(
+    root: RootOption = None, as_json: JsonOption = False, sandbox: SandboxOption = None
+) -> None:
+    """List the images in the store, or with --sandbox in that sandbox's."""
+    if sandbox is not None:
+        from sandpull.cli import sandboxed
+
+        sandboxed.images_command(sandbox, as_json)
+        return
     records = _with_store(root, lambda s: s.list_images())
     if as_json:
         _echo_json([_record_json(r) for r in records])

@@ -22,7 +22,7 @@ def _register() -> None:
     # ``sandpull.cli.main`` alone stays cheap.
     import importlib
 
-    for name in ("images", "sandbox", "agent"):
+    for name in ("images", "sandbox", "agent", "sandboxed"):
         try:
             importlib.import_module(f"sandpull.cli.{name}")
         except ModuleNotFoundError as exc:

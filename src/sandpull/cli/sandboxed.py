@@ -1,0 +1,330 @@
+"""``--sandbox NAME``: pull, list, run and count through a sandbox's agent.
+
+``sandpull pull --sandbox NAME`` and ``sandpull images --sandbox NAME`` route here
+from :mod:`sandpull.cli.images`; ``sandpull run`` and ``sandpull stats`` live here.
+Every request goes over the sandbox's agent socket, so the image is fetched from
+the sandbox's network into the sandbox's disk and never touches the host store.
+
+``run`` exits with the container's exit code; when sandpull itself fails it
+prints one ``error: ...`` line and exits 125, a code a container rarely uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import IO, Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sandpull.agent import AgentClient
+from sandpull.api import agent_pb2 as pb
+from sandpull.cli.main import app
+from sandpull.errors import FailedPrecondition, SandpullError
+from sandpull.oci import Platform, Reference
+from sandpull.sandbox import SandboxManager
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+#: Exit code of ``run`` when sandpull, not the container, failed.
+RUN_FAILED = 125
+#: Seconds between two reads of a running container's logs.
+LOG_POLL = 0.1
+#: A pull may take long; other calls answer at once.
+PULL_TIMEOUT = 3600.0
+CALL_TIMEOUT = 60.0
+
+SandboxOption = Annotated[
+    str, typer.Option("--sandbox", help="the sandbox whose agent does the work")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+
+
+@dataclass(frozen=True)
+class SandboxPull:
+    """What ``pull --sandbox`` asks of the agent."""
+
+    sandbox: str
+    reference: str
+    platform: str | None = None
+    username: str | None = None
+    password: str | None = None
+
+
+@dataclass(frozen=True)
+class SandboxPulled:
+    """The agent's answer, with the time the host saw the pull take."""
+
+    sandbox: str
+    reference: Reference
+    image_id: str
+    manifest_digest: str
+    repo_digest: str
+    bytes_fetched: int
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sandbox": self.sandbox,
+            "reference": str(self.reference),
+            "image_id": self.image_id,
+            "manifest_digest": self.manifest_digest,
+            "repo_digest": self.repo_digest,
+            "bytes_fetched": self.bytes_fetched,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    sandbox: str
+    reference: str
+    args: tuple[str, ...] = ()
+    remove: bool = False
+
+
+# --- routing helpers: async, no output ---------------------------------------------
+
+
+def agent_for(sandbox: str, timeout: float = CALL_TIMEOUT) -> AgentClient:
+    """A client of ``sandbox``'s agent; NotFound or FailedPrecondition if unusable."""
+    found = SandboxManager().get(sandbox)
+    if not found.alive():
+        raise FailedPrecondition(f"reach agent of sandbox {sandbox}: it is not running")
+    return AgentClient(str(found.agent_socket), timeout=timeout)
+
+
+async def pull(request: SandboxPull) -> SandboxPulled:
+    """PullImage in the sandbox; credentials go to that sandbox's agent only."""
+    ref = Reference.parse(request.reference)
+    platform = _platform(request.platform)
+    auth = None
+    if request.username is not None:
+        auth = pb.AuthConfig(
+            username=request.username,
+            password=request.password or "",
+            server_address=ref.registry,
+        )
+    started = time.monotonic()
+    async with agent_for(request.sandbox, PULL_TIMEOUT) as agent:
+        answer = await agent.pull_image(str(ref), auth, platform)
+    pulled = SandboxPulled(
+        request.sandbox, ref, answer.image_id, answer.manifest_digest,
+        answer.repo_digest, answer.bytes_fetched, time.monotonic() - started,
+    )  # fmt: skip
+    log.info(
+        "pulled %s@%s in %.1fs, %.1f MB fetched (sandbox %s)",
+        ref, pulled.manifest_digest, pulled.seconds, pulled.bytes_fetched / 1e6,
+        request.sandbox,
+    )  # fmt: skip
+    return pulled
+
+
+async def list_images(sandbox: str) -> list[pb.Image]:
+    async with agent_for(sandbox) as agent:
+        return list((await agent.list_images()).images)
+
+
+async def pull_stats(sandbox: str) -> pb.PullStatsResponse:
+    async with agent_for(sandbox) as agent:
+        return await agent.pull_stats()
+
+
+async def run_container(
+    request: RunRequest, stdout: IO[bytes], stderr: IO[bytes]
+) -> int:
+    """Create (pulling if needed), start and wait; copy its output; its exit code."""
+    container_id = f"run-{uuid.uuid4().hex[:12]}"
+    async with agent_for(request.sandbox, PULL_TIMEOUT) as agent:
+        reference = str(Reference.parse(request.reference))
+        await agent.create_container(container_id, reference, args=request.args)
+        try:
+            await agent.start_container(container_id)
+            return await _follow(agent, container_id, stdout, stderr)
+        finally:
+            if request.remove:
+                await agent.remove_container(container_id, force=True)
+
+
+async def _follow(
+    agent: AgentClient, container_id: str, stdout: IO[bytes], stderr: IO[bytes]
+) -> int:
+    """Copy both logs until the process has exited and both are read to the end."""
+    waiting = asyncio.ensure_future(agent.wait_container(container_id))
+    offsets = {pb.STDOUT: 0, pb.STDERR: 0}
+    sinks = {pb.STDOUT: stdout, pb.STDERR: stderr}
+    try:
+        while True:
+            exited = waiting.done()
+            at_end = True
+            for stream, sink in sinks.items():
+                offset = offsets[stream]
+                chunk = await agent.container_logs(container_id, stream, offset)
+                sink.write(chunk.data)
+                sink.flush()
+                offsets[stream] = chunk.next_offset
+                at_end = at_end and chunk.eof
+            if exited and at_end:
+                return (await waiting).exit_status
+            if not exited:
+                await asyncio.wait([waiting], timeout=LOG_POLL)
+    finally:
+        waiting.cancel()
+
+
+def _platform(text: str | None) -> pb.Platform | None:
+    if text is None:
+        return None
+    platform = Platform.parse(text)
+    return pb.Platform(
+        os=platform.os, architecture=platform.architecture, variant=platform.variant
+    )
+
+
+# --- commands ----------------------------------------------------------------------
+
+
+def pull_command(request: SandboxPull, as_json: bool) -> None:
+    """``sandpull pull --sandbox``: same output as a host pull."""
+    _log_to_stderr()
+    pulled = run_cli(lambda: pull(request))
+    if as_json:
+        _echo_json(pulled.to_json())
+    else:
+        typer.echo(f"{pulled.reference} {pulled.image_id}")
+
+
+def images_command(sandbox: str, as_json: bool) -> None:
+    """``sandpull images --sandbox``: the images in the sandbox's own store."""
+    images = run_cli(lambda: list_images(sandbox))
+    if as_json:
+        _echo_json([_image_json(image) for image in images])
+        return
+    table = Table("NAME", "IMAGE ID", "PLATFORM", "SIZE", box=None)
+    for image in images:
+        row = _image_json(image)
+        for name in row["repo_tags"] or ["<none>"]:
+            table.add_row(name, row["id"][7:19], row["platform"], _size(image.size))
+    Console().print(table)
+
+
+@app.command(
+    "run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def run_command(
+    ctx: typer.Context,
+    reference: str,
+    sandbox: SandboxOption,
+    remove: Annotated[
+        bool, typer.Option("--rm", help="remove the container when it exits")
+    ] = False,
+) -> None:
+    """Run a container from REF in a sandbox: ``run --sandbox S REF -- CMD ...``.
+
+    Pulls REF into the sandbox first if it is missing, prints the container's
+    output and exits with its exit code.
+    """
+    request = RunRequest(sandbox, reference, tuple(ctx.args), remove)
+    code = run_cli(
+        lambda: run_container(request, sys.stdout.buffer, sys.stderr.buffer),
+        failure_code=RUN_FAILED,
+    )
+    raise typer.Exit(code)
+
+
+@app.command("stats")
+def stats_command(sandbox: SandboxOption, as_json: JsonOption = False) -> None:
+    """Bytes a sandbox's agent fetched from registries, per registry and image."""
+    stats = run_cli(lambda: pull_stats(sandbox))
+    data = _stats_json(sandbox, stats)
+    if as_json:
+        _echo_json(data)
+        return
+    table = Table("REGISTRY", "IMAGE", "BYTES", box=None)
+    for row in data["images"]:
+        table.add_row(row["registry"], row["image"], str(row["bytes"]))
+    for registry, total in data["registries"].items():
+        table.add_row(registry, "(all)", str(total))
+    table.add_row("(all)", "(all)", str(data["total_bytes"]))
+    Console().print(table)
+
+
+def run_cli(
+    make: Callable[[], Coroutine[Any, Any, _T]], failure_code: int | None = None
+) -> _T:
+    """Run a coroutine; a sandpull error is one ``error:`` line and an exit code.
+
+    The code is ``failure_code`` if given, else the error's gRPC status code.
+    """
+    try:
+        return asyncio.run(make())
+    except SandpullError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        code = int(exc.code) if exc.code > 2 else 1
+        raise typer.Exit(failure_code or code) from None
+    except KeyboardInterrupt:
+        typer.echo("error: interrupted", err=True)
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        if os.environ.get("SANDPULL_DEBUG"):
+            raise
+        typer.echo(f"error: internal error ({type(exc).__name__}: {exc})", err=True)
+        raise typer.Exit(failure_code or 1) from None
+
+
+def _stats_json(sandbox: str, stats: pb.PullStatsResponse) -> dict[str, Any]:
+    return {
+        "sandbox": sandbox,
+        "registries": {r.registry: r.bytes for r in stats.registries},
+        "images": [
+            {"registry": i.registry, "image": i.image, "bytes": i.bytes}
+            for i in stats.images
+        ],
+        "total_bytes": stats.total_bytes,
+    }
+
+
+def _image_json(image: pb.Image) -> dict[str, Any]:
+    parts = (image.platform.os, image.platform.architecture, image.platform.variant)
+    platform = "/".join(p for p in parts if p)
+    return {
+        "id": image.id,
+        "repo_tags": list(image.repo_tags),
+        "repo_digests": list(image.repo_digests),
+        "manifest_digest": image.manifest_digest,
+        "platform": platform,
+        "size": image.size,
+    }
+
+
+def _log_to_stderr() -> None:
+    logger = logging.getLogger("sandpull")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+def _echo_json(data: object) -> None:
+    typer.echo(json.dumps(data, indent=2))
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "kB", "MB"):
+        if value < 1000:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
