@@ -86,6 +86,13 @@ class RunGroup:
                 return int(value) / 1e6
         raise RuntimeError(f"read {self.path}/cpu.stat: no usage_usec")
 
+    @staticmethod
+    def remove_parent() -> None:
+        """Remove the benchmark's parent cgroup once no run group is left in it."""
+        for root in (V1_CPUACCT, V2_ROOT):
+            with contextlib.suppress(OSError):
+                (root / "sandpull-bench").rmdir()
+
     def remove(self) -> None:
         """Kill what is left in the group (only this run's processes) and remove it."""
         for _ in range(50):

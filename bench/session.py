@@ -109,9 +109,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     options.out.mkdir(parents=True, exist_ok=True)
     tools, missing = select(options.tools)
     session = Session(options, tools)
-    with registry(options.work / "registry") as server:
-        images = [publish(server, name) for name in options.images]
-        session.run_all(images)
+    try:
+        with registry(options.work / "registry") as server:
+            images = [publish(server, name) for name in options.images]
+            session.run_all(images)
+    finally:
+        RunGroup.remove_parent()
     records = report.fold(session.counted)
     missing.update(session.failures)
     write_results(options, records, missing, tools)
