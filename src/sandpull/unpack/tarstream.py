@@ -17,6 +17,8 @@ from sandpull.unpack.stream import CHUNK, LayerStream
 
 #: Largest PAX or GNU long-name header sandpull reads into memory.
 MAX_EXTENSION_HEADER = 1 << 20
+#: tarfile copies its remaining buffer on every read, so keep it small.
+_TAR_BUFFER = 64 << 10
 
 _EXTENSION_TYPES = (
     tarfile.XHDTYPE,
@@ -75,7 +77,7 @@ def entries(
         archive = tarfile.open(  # noqa: SIM115 (closed with the stream)
             fileobj=cast(Any, stream),
             mode="r|",
-            bufsize=CHUNK,
+            bufsize=_TAR_BUFFER,
             tarinfo=_CheckedTarInfo,
             errors="surrogateescape",
         )
