@@ -13,7 +13,7 @@ from typing import Any, cast
 
 from sandpull.errors import HostileEntryError, SandpullError, VerificationError
 from sandpull.oci import Digest
-from sandpull.unpack.stream import CHUNK, LayerStream
+from sandpull.unpack.stream import LayerStream
 
 #: Largest PAX or GNU long-name header sandpull reads into memory.
 MAX_EXTENSION_HEADER = 1 << 20
