@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +97,3 @@ def canary(tmp_path: Path) -> Iterator[Path]:
 def in_canary_cwd(canary: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(canary)
     return canary
-
-
-Applier = Callable[[Sequence[tarbuild.Spec]], AppliedLayer]

@@ -194,6 +194,13 @@ def test_truncated_gzip_is_rejected(stack: Stack) -> None:
         stack.apply(gzip.compress(TAR)[:-20], compression=Compression.GZIP)
 
 
+def test_truncated_zstd_is_rejected(stack: Stack) -> None:
+    blob = zstandard.ZstdCompressor().compress(TAR)
+
+    with pytest.raises(VerificationError, match="layer sha256:"):
+        stack.apply(blob[: len(blob) // 2], compression=Compression.ZSTD)
+
+
 def test_gzip_bomb_stops_at_the_bound(stack: Stack, tmp_path: Path) -> None:
     bomb = tarbuild.build([("zeros=" + "\0" * (8 << 20))])
 

@@ -9,7 +9,7 @@ hashed once drained.
 from __future__ import annotations
 
 import hashlib
-from typing import BinaryIO, Protocol, cast
+from typing import BinaryIO, Protocol
 
 import zstandard
 from isal import igzip
@@ -76,13 +76,53 @@ def _decompressor(source: Reader, compression: Compression) -> Reader:
         )
         return gzip
     if compression is Compression.ZSTD:
-        # XXX: zstandard's stream reader ends quietly on a truncated last frame;
-        # the tar end-marker check and the diff_id catch such a stream instead.
-        reader: Reader = zstandard.ZstdDecompressor().stream_reader(
-            cast(BinaryIO, source), read_size=CHUNK, read_across_frames=True
-        )
-        return reader
+        return _ZstdFrames(source)
     return source
+
+
+class _ZstdFrames:
+    """Zstd frames one after another; raises ``EOFError`` on a truncated frame.
+
+    Compressed input goes in small slices so that one call's output stays bounded
+    (a zstd block of 4 bytes can stand for 128 KiB).
+    """
+
+    _SLICE = 2048
+
+    def __init__(self, source: Reader) -> None:
+        self._source = source
+        self._pending = memoryview(b"")
+        self._frame = zstandard.ZstdDecompressor().decompressobj()
+        self._started = False
+
+    def read(self, size: int = CHUNK, /) -> bytes:
+        out: list[bytes] = []
+        produced = 0
+        while produced < size:
+            if not self._pending:
+                self._pending = memoryview(self._source.read(CHUNK))
+                if not self._pending:
+                    self._check_complete()
+                    break
+            data = self._feed()
+            out.append(data)
+            produced += len(data)
+        return b"".join(out)
+
+    def _feed(self) -> bytes:
+        if self._frame.eof:
+            self._frame = zstandard.ZstdDecompressor().decompressobj()
+        piece = self._pending[: self._SLICE]
+        self._pending = self._pending[self._SLICE :]
+        self._started = True
+        data = self._frame.decompress(piece)
+        if self._frame.eof and self._frame.unused_data:
+            self._pending = memoryview(self._frame.unused_data + self._pending)
+        return data
+
+    def _check_complete(self) -> None:
+        if self._started and not self._frame.eof:
+            raise EOFError("zstd stream ends inside a frame")
 
 
 class LayerStream:

@@ -88,6 +88,8 @@ def entries(
     except tarfile.TarError as exc:
         raise _translate(stream, layer, exc) from exc
     except SandpullError as exc:
+        if stream.failure is exc:
+            raise
         if stream.failure is not None:
             raise stream.failure from exc
         raise type(exc)(f"read layer {layer.short}: {exc}") from exc
