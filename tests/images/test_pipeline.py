@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -327,3 +328,32 @@ def test_startup_removes_partial_snapshots(tmp_path: Path) -> None:
     assert list((tmp_path / "snapshots").iterdir()) == []
     assert reopened.snapshots.get(BASE.diff_id) is None
     reopened.close()
+
+
+@pytest.mark.root
+@pytest.mark.parametrize(
+    "layers",
+    [
+        pytest.param([BASE], id="a single-layer image mounts with an empty lower"),
+        pytest.param([BASE, TOP], id="a two-layer image mounts its snapshots"),
+    ],
+)
+async def test_mount_shows_the_image(
+    fake_service: ImageService,
+    registry_data: FakeRegistryData,
+    tmp_path: Path,
+    layers: list[Layer],
+) -> None:
+    registry_data.add("1", build_image(layers))
+    await fake_service.pull(REF, AMD64)
+    target = tmp_path / "mnt"
+    target.mkdir()
+
+    fake_service.mount(REF, target)
+    try:
+        names = sorted(str(p.relative_to(target)) for p in target.rglob("*"))
+    finally:
+        subprocess.run(["umount", str(target)], check=True)
+
+    want = {"etc", "etc/base", "big"} | ({"etc/top"} if len(layers) == 2 else set())
+    assert names == sorted(want)

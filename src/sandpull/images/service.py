@@ -277,7 +277,14 @@ class ImageService:
         ]
 
     def mount(self, reference: str | Reference, target: Path) -> None:
-        mount_overlay(self.snapshot_dirs(reference), target)
+        lowers = self.snapshot_dirs(reference)
+        if len(lowers) == 1:
+            # Overlayfs wants two lowers when there is no upper directory; an
+            # empty one at the bottom changes nothing.
+            empty = self.root / "empty"
+            empty.mkdir(mode=0o755, exist_ok=True)
+            lowers.append(empty)
+        mount_overlay(lowers, target)
 
     def pull_stats(self) -> dict[tuple[str, str], int]:
         rows = self._db.execute("SELECT * FROM pulls ORDER BY registry, image")
