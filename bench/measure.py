@@ -70,6 +70,18 @@ class RunGroup:
         script = f'{limit}echo $$ > {shlex.quote(str(self.procs))} && exec "$@"'
         return ["sh", "-c", script, "sh", *argv]
 
+    def adopt(self, pid: int) -> bool:
+        """Count a process started elsewhere (a sandbox's agent) in this group.
+
+        Only where ``cpuacct`` is its own v1 hierarchy, which nothing else here
+        uses: moving it there leaves the process's other cgroups (its sandbox's
+        limits) alone. On v2 moving it would take it out of its sandbox; False.
+        """
+        if not self._v1:
+            return False
+        self.procs.write_text(f"{pid}\n")
+        return True
+
     @property
     def procs(self) -> Path:
         return self.path / "cgroup.procs"

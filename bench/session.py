@@ -16,14 +16,14 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import disk, machine, report
+from bench import disk, machine, report, sandbox
 from bench.catalogue import NAMES, BenchImage, publish
 from bench.measure import RunFailed, RunGroup
-from bench.tools import TOOLS, RunContext, Tool
+from bench.tools import SANDPULL, TOOLS, RunContext, SandpullSandbox, Tool
 from tests.support import registry_server
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,8 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     tools, missing = select(options.tools)
     session = Session(options, tools)
     try:
-        with registry(options.work / "registry") as server:
+        with ExitStack() as stack:
+            server = stack.enter_context(registry(options.work / "registry"))
             images = [publish(server, name) for name in options.images]
+            _start_tenant(stack, tools, options.work, server.storage, missing)
             session.run_all(images)
     finally:
         RunGroup.remove_parent()
@@ -122,6 +124,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         (options.out / "stores.json").write_text(json.dumps(session.kept, indent=2))
     print(f"results in {options.out}")
     return 1 if session.failures else 0
+
+
+def _start_tenant(
+    stack: ExitStack, tools: list[Tool], work: Path, storage: Path,
+    missing: dict[str, str],
+) -> None:  # fmt: skip
+    """The tenant network for ``sandpull-sandbox``, if that tool is to run."""
+    tool = next((t for t in tools if isinstance(t, SandpullSandbox)), None)
+    if tool is None:
+        return
+    try:
+        tool.tenant = stack.enter_context(sandbox.tenant(SANDPULL, work, storage))
+    except RuntimeError as exc:
+        missing[tool.name] = f"no tenant network: {exc}"
+        tools.remove(tool)
 
 
 def install() -> None:
@@ -200,7 +217,7 @@ class Session:
         total = self.options.warmups + self.options.runs
         for round_ in range(total):
             for tool in self.tools:
-                if tool.name in self.failures:
+                if tool.name in self.failures or _elsewhere(tool, target):
                     continue
                 counted = round_ >= self.options.warmups
                 keep = self.options.keep_last and round_ == total - 1
@@ -213,7 +230,7 @@ class Session:
         ctx = self._context(tool, image, target)
         try:
             sample = tool.run(ctx)
-            marker = self._check_marker(tool, ctx)
+            marker = _check_marker(tool, ctx)
         except (RunFailed, RuntimeError, OSError) as exc:
             reason = f"{image.name} on {target.fs}: {exc}{_tail(ctx.log)}"
             self.failures[tool.name] = reason
@@ -221,7 +238,7 @@ class Session:
             disk.wipe(ctx.store)  # the log in ctx.scratch stays for a post-mortem
             return
         finally:
-            ctx.group.remove()
+            _cleanup(tool, ctx)
         note = "" if counted else " (warm-up)"
         print(f"{tool.name} {image.name} {target.fs}: {sample.wall_s:.3f}s{note}",
               file=sys.stderr)  # fmt: skip
@@ -249,14 +266,25 @@ class Session:
         group = RunGroup(f"{os.getpid()}-{self._serial}")
         return RunContext(image, store, scratch, group)
 
-    @staticmethod
-    def _check_marker(tool: Tool, ctx: RunContext) -> Path:
-        relpath, content = tool.marker(ctx.image)
-        for layer in tool.layer_dirs(ctx):
-            candidate = layer / relpath
-            if candidate.is_file() and candidate.read_bytes() == content:
-                return candidate
+
+def _elsewhere(tool: Tool, target: disk.Target) -> bool:
+    """A tool with a disk of its own (a loop ext4) runs in the loop pass only."""
+    return tool.own_disk and target.fs != "loop"
+
+
+def _check_marker(tool: Tool, ctx: RunContext) -> Path:
+    marker = tool.find_marker(ctx)
+    if marker is None:
+        relpath, _ = tool.marker(ctx.image)
         raise RuntimeError(f"check {tool.name} store {ctx.store}: no marker {relpath}")
+    return marker
+
+
+def _cleanup(tool: Tool, ctx: RunContext) -> None:
+    try:
+        tool.cleanup(ctx)
+    finally:
+        ctx.group.remove()
 
 
 def _tail(log: Path) -> str:

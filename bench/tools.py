@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import sandbox
 from bench.catalogue import BenchImage
 from bench.measure import RunFailed, RunGroup, Sample, measure
 
@@ -44,6 +45,9 @@ class Tool:
 
     name = ""
     commands: tuple[str, ...] = ()
+    #: True when the tool writes to a disk of its own, not the one under test;
+    #: it then runs in the ``loop`` pass only (its own disk is a loop ext4 too).
+    own_disk = False
 
     def unavailable(self) -> str | None:
         """Why this tool cannot run here, or None."""
@@ -62,6 +66,18 @@ class Tool:
     def marker(self, image: BenchImage) -> tuple[str, bytes]:
         """The marker file (relative path, content) that proves the pull."""
         return image.marker, image.marker_content()
+
+    def find_marker(self, ctx: RunContext) -> Path | None:
+        """The marker file with the right content in the store, or None."""
+        relpath, content = self.marker(ctx.image)
+        for layer in self.layer_dirs(ctx):
+            candidate = layer / relpath
+            if candidate.is_file() and candidate.read_bytes() == content:
+                return candidate
+        return None
+
+    def cleanup(self, ctx: RunContext) -> None:
+        """Undo what ``run`` set up outside the store (after ``find_marker``)."""
 
 
 def _first_line(argv: list[str]) -> str:
@@ -120,12 +136,23 @@ class SandpullWarm(Sandpull):
 
 
 class SandpullSandbox(Sandpull):
-    """``sandpull pull --sandbox NAME REF``: the agent pulls in an ``ns`` sandbox."""
+    """``sandpull pull --sandbox NAME REF``: the agent pulls in an ``ns`` sandbox.
+
+    The sandbox (made per run, untimed) reaches the registry in the session's
+    tenant network (:mod:`bench.sandbox`). Its agent joins the run's group, so
+    the agent's CPU and memory count together with the CLI's.
+    """
 
     name = "sandpull-sandbox"
+    own_disk = True
+    commands = ("nsenter",)
+
+    def __init__(self) -> None:
+        self.tenant: sandbox.Tenant | None = None
+        self._boxes: dict[Path, sandbox.Box] = {}
 
     def unavailable(self) -> str | None:
-        reason = super().unavailable()
+        reason = super().unavailable() or Tool.unavailable(self)
         if reason is not None:
             return reason
         done = subprocess.run(
@@ -133,10 +160,31 @@ class SandpullSandbox(Sandpull):
         )
         if "--sandbox" not in done.stdout:
             return "`sandpull pull --sandbox` does not exist yet"
-        # TODO: the run needs the registry reachable from the sandbox's network
-        # (a second registry on a tenant network) and the agent's pid for its RSS;
-        # until that is wired here the sandbox pull is reported, not measured.
-        return "`sandpull pull --sandbox` is not wired into the benchmark yet"
+        return None
+
+    def run(self, ctx: RunContext) -> Sample:
+        if self.tenant is None:
+            raise RuntimeError("pull in a sandbox: no tenant network was set up")
+        box = sandbox.create(SANDPULL, self.tenant, f"bench-{ctx.scratch.name}")
+        self._boxes[ctx.scratch] = box
+        ctx.group.adopt(box.agent_pid)
+        ref = f"{self.tenant.host}/{ctx.image.repo}:latest"
+        pull = [str(SANDPULL), "pull", "--sandbox", box.name, ref]
+        return measure(ctx.group, [[[pull]]], ctx.log, env=self.tenant.env)
+
+    def find_marker(self, ctx: RunContext) -> Path | None:
+        box = self._boxes.get(ctx.scratch)
+        relpath, content = self.marker(ctx.image)
+        if box is None or sandbox.read_in(box, f"snapshots/*/fs/{relpath}") != content:
+            return None
+        copy = ctx.scratch / "marker-from-sandbox"  # for --keep-last readers
+        copy.write_bytes(content)
+        return copy
+
+    def cleanup(self, ctx: RunContext) -> None:
+        box = self._boxes.pop(ctx.scratch, None)
+        if box is not None and self.tenant is not None:
+            sandbox.remove(SANDPULL, self.tenant, box.name)
 
 
 # --- containerd ---------------------------------------------------------------------
