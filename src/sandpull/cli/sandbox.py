@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -56,6 +57,12 @@ def sandbox_create(
     cpus: Annotated[float | None, typer.Option(help="cpu limit, e.g. 1.5")] = None,
     pids: Annotated[int | None, typer.Option(help="most processes at once")] = None,
     storage: Annotated[str | None, typer.Option(help="private disk size")] = None,
+    registries_config: Annotated[
+        Path | None, typer.Option(help="registries.toml for the agent")
+    ] = None,
+    certs_dir: Annotated[
+        Path | None, typer.Option(help="per-registry CA certificates for the agent")
+    ] = None,
 ) -> None:
     """Create a sandbox and start its agent."""
 
@@ -65,6 +72,8 @@ def sandbox_create(
             NetworkChoice.parse(network),
             Limits(parse_size(memory) if memory else None, cpus, pids),
             parse_size(storage) if storage else DEFAULT_STORAGE,
+            registries_config,
+            certs_dir,
         )
         return (await SandboxManager().create(spec)).to_dict()
 

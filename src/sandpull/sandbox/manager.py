@@ -21,7 +21,7 @@ from sandpull.errors import (
     SandpullError,
     from_os_error,
 )
-from sandpull.sandbox import cgroup, disk, ipam, nat, netlink, process, state
+from sandpull.sandbox import cgroup, disk, ipam, nat, netlink, process, rootfs, state
 from sandpull.sandbox.sandbox import AGENT_LOG, READY, STORE_DIR, Sandbox
 from sandpull.sandbox.spec import Limits, NetworkMode, SandboxSpec, validate_name
 from sandpull.sandbox.tenant import BRIDGE as TENANT_BRIDGE
@@ -52,8 +52,20 @@ class AgentCommand:
             (sandpull, "agent", "serve", "--root", "{root}", "--socket", "{socket}")
         )
 
-    def render(self, root: Path, socket: Path) -> tuple[str, ...]:
-        return tuple(a.format(root=root, socket=socket) for a in self.argv)
+    def render(
+        self,
+        root: Path,
+        socket: Path,
+        config: Path | None = None,
+        certs_dir: Path | None = None,
+    ) -> tuple[str, ...]:
+        """The argv; ``--config`` and ``--certs-dir`` are appended when given."""
+        argv = [a.format(root=root, socket=socket) for a in self.argv]
+        if config is not None:
+            argv += ["--config", str(config)]
+        if certs_dir is not None:
+            argv += ["--certs-dir", str(certs_dir)]
+        return tuple(argv)
 
 
 BRIDGE_SUBNET = ipaddress.IPv4Network("10.88.0.0/24")
@@ -105,7 +117,7 @@ class SandboxManager:
         record = self._plan(spec)
         state.save(directory, record)
         try:
-            record = await self._build(Sandbox(record, directory))
+            record = await self._build(Sandbox(record, directory), spec)
         except BaseException:
             await self._undo(spec.name)
             raise
@@ -189,7 +201,7 @@ class SandboxManager:
             cgroup_dirs=tuple(map(str, group.dirs)),
         )
 
-    async def _build(self, sandbox: Sandbox) -> state.SandboxRecord:
+    async def _build(self, sandbox: Sandbox, spec: SandboxSpec) -> state.SandboxRecord:
         record = sandbox.record
         await netlink.create_netns(record.netns)
         record = await self._connect(sandbox, record)
@@ -199,7 +211,8 @@ class SandboxManager:
         group.create(_limits(record))
         await disk.create_image(sandbox.disk_image, record.storage_bytes)
         sandbox.store_root.mkdir()
-        record = await self._start_agent(sandbox, record, group)
+        config = _copy_config(sandbox, spec)
+        record = await self._start_agent(sandbox, record, group, config)
         record = dataclasses.replace(record, phase="running")
         state.save(sandbox.directory, record)
         return record
@@ -263,18 +276,29 @@ class SandboxManager:
         return record
 
     async def _start_agent(
-        self, sandbox: Sandbox, record: state.SandboxRecord, group: cgroup.Cgroup
+        self,
+        sandbox: Sandbox,
+        record: state.SandboxRecord,
+        group: cgroup.Cgroup,
+        config: AgentConfig,
     ) -> state.SandboxRecord:
         directory = sandbox.directory
+        sandbox.socket_dir.mkdir(mode=0o700)
+        root = rootfs.plan(
+            directory,
+            read_write=(sandbox.store_root, sandbox.socket_dir),
+            extra=(sandbox.config_dir,) if sandbox.config_dir.exists() else (),
+        )
+        rootfs.prepare(root)
         plan = process.LaunchPlan(
             netns_path=netlink.netns_path(record.netns),
-            netns_dir=netlink.NETNS_DIR,
             cgroup_procs=group.procs_files(),
             image=sandbox.disk_image,
             store=sandbox.store_root,
             ready=directory / READY,
             log=directory / AGENT_LOG,
-            argv=self.agent.render(sandbox.store_root, sandbox.agent_socket),
+            root=root,
+            argv=self.agent.render(sandbox.store_root, sandbox.agent_socket, *config),
         )
         launcher = process.launch(plan)
         record = dataclasses.replace(
@@ -283,7 +307,7 @@ class SandboxManager:
         state.save(directory, record)
         await self._wait(sandbox, launcher, lambda: plan.ready.exists(), "set up")
         agent = process.child_of(launcher)
-        if agent is None:
+        if agent is None or not agent.alive():
             raise FailedPrecondition(
                 f"start sandbox {record.name}: agent exited at once"
             )
@@ -344,6 +368,28 @@ async def _stop(
     if launcher is not None:
         await launcher.wait_exit(timeout=5)
         launcher.kill()
+
+
+AgentConfig = tuple[Path | None, Path | None]
+
+
+def _copy_config(sandbox: Sandbox, spec: SandboxSpec) -> AgentConfig:
+    """Copy the registry configuration where the agent can read it (and no more)."""
+    if spec.registries_config is None and spec.certs_dir is None:
+        return None, None
+    target = sandbox.config_dir
+    config = certs = None
+    try:
+        target.mkdir(mode=0o755)
+        if spec.registries_config is not None:
+            config = target / "registries.toml"
+            shutil.copyfile(spec.registries_config, config)
+        if spec.certs_dir is not None:
+            certs = target / "certs.d"
+            shutil.copytree(spec.certs_dir, certs, symlinks=False)
+    except OSError as exc:
+        raise from_os_error(f"copy registry config into {target}", exc) from exc
+    return config, certs
 
 
 def sandbox_mode(record: state.SandboxRecord) -> NetworkMode:

@@ -13,10 +13,9 @@ The agent is launched as::
 namespace dies with it. A process is named by pid and kernel start time, so a pid
 reused after a restart of the host is never mistaken for the agent.
 
-XXX: the mount namespace starts as a copy of the host's, so the agent sees the
-host's files, other sandboxes' state dirs (and their sockets) included; only its
-disk is private. A pivot_root into a minimal root is needed before tenants'
-agents can be treated as untrusted.
+Before the agent starts, the setup script mounts the private disk, fills the
+minimal root prepared by :mod:`sandpull.sandbox.rootfs` and pivots into it, then
+lazily detaches the host's tree: the agent sees no host file it was not given.
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sandpull.errors import DeadlineExceeded, from_os_error
+from sandpull.sandbox import rootfs
 
 # Joins the cgroups given first, then execs the rest: `sh -c JOIN sh N f1..fN cmd...`
 JOIN_CGROUP = """n=$1; shift
@@ -38,15 +38,45 @@ while [ "$n" -gt 0 ]; do echo $$ > "$1"; shift; n=$((n - 1)); done
 exec "$@"
 """
 
-# Runs as pid 1 of the new namespaces, before the agent replaces it.
+# Runs as pid 1 of the new namespaces, before the agent replaces it:
+# `sh -c SETUP sh IMAGE STORE READY ROOT N RO1..ROn M RW1..RWm AGENT...`
 SETUP_MOUNTS = """set -e
-image=$1 store=$2 ready=$3 netns_dir=$4; shift 4
+image=$1 store=$2 ready=$3 root=$4; shift 4
 mount -o loop,nosuid,nodev "$image" "$store"
-# Drop this namespace's copies of other network namespaces' bind mounts, or they
-# would keep those namespaces alive after their sandboxes are removed.
-awk -v d="$netns_dir/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo |
-    while read -r m; do umount -l "$m" || true; done
+mount --bind "$root" "$root"
+mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
+mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$root/sys"
+mount --rbind /sys/fs/cgroup "$root/sys/fs/cgroup"
+mount -t tmpfs -o mode=0755,nosuid,size=1m dev "$root/dev"
+node() { mknod -m 666 "$root/dev/$1" c "$2" "$3"; }
+node null 1 3; node zero 1 5; node full 1 7; node random 1 8; node urandom 1 9
+node tty 5 0
+mkdir "$root/dev/pts" "$root/dev/shm"
+mount -t devpts -o newinstance,ptmxmode=0666,nosuid,noexec devpts "$root/dev/pts"
+ln -s pts/ptmx "$root/dev/ptmx"
+ln -s /proc/self/fd "$root/dev/fd"
+mount -t tmpfs -o mode=1777,nosuid,nodev shm "$root/dev/shm"
+mount -t tmpfs -o mode=1777,nosuid,nodev tmp "$root/tmp"
+mount -t tmpfs -o mode=0755,nosuid,nodev,size=16m run "$root/run"
+# Binds come after the private mounts: a state dir may live under /tmp or /run.
+n=$1; shift
+while [ "$n" -gt 0 ]; do
+    [ -e "$root$1" ] || mkdir -p "$root$1"
+    mount --rbind "$1" "$root$1"
+    mount -o remount,bind,ro,nosuid,nodev "$root$1"
+    shift; n=$((n - 1))
+done
+n=$1; shift
+while [ "$n" -gt 0 ]; do
+    [ -e "$root$1" ] || mkdir -p "$root$1"
+    mount --rbind "$1" "$root$1"; shift; n=$((n - 1))
+done
+mount -o remount,bind,ro "$root"
 echo ready > "$ready"
+cd "$root"
+pivot_root . .old-root
+cd /
+umount -l /.old-root
 exec "$@"
 """
 
@@ -94,12 +124,12 @@ class LaunchPlan:
     """Everything the launcher needs; paths are host paths."""
 
     netns_path: Path
-    netns_dir: Path
     cgroup_procs: tuple[Path, ...]
     image: Path
     store: Path
     ready: Path
     log: Path
+    root: rootfs.RootPlan
     argv: tuple[str, ...]
 
 
@@ -127,7 +157,9 @@ def launch(plan: LaunchPlan) -> ProcessRef:
         str(plan.image),
         str(plan.store),
         str(plan.ready),
-        str(plan.netns_dir),
+        str(plan.root.root),
+        *_counted(rootfs.binds(plan.root)),
+        *_counted(plan.root.read_write),
         *plan.argv,
     ]
     try:
@@ -196,6 +228,10 @@ async def run(argv: Sequence[str], step: str, timeout: float) -> ExecResult:
         raise DeadlineExceeded(f"{step}: still running after {timeout:g}s") from None
     assert proc.returncode is not None
     return ExecResult(proc.returncode, stdout, stderr)
+
+
+def _counted(paths: Sequence[Path]) -> list[str]:
+    return [str(len(paths)), *map(str, paths)]
 
 
 def _join_cgroup(procs: Sequence[Path]) -> list[str]:

@@ -10,7 +10,9 @@ from sandpull.errors import FailedPrecondition
 from sandpull.sandbox import netlink, process, state
 
 STORE_DIR = "store"
+SOCKET_DIR = "sock"
 SOCKET = "agent.sock"
+CONFIG_DIR = "config"
 DISK_IMAGE = "disk.img"
 READY = "ready"
 AGENT_LOG = "agent.log"
@@ -41,7 +43,17 @@ class Sandbox:
     @property
     def agent_socket(self) -> Path:
         """The agent's ttrpc socket, a host path (the only way to the agent)."""
-        return self.directory / SOCKET
+        return self.socket_dir / SOCKET
+
+    @property
+    def socket_dir(self) -> Path:
+        """The one directory of the host the agent may write to: its socket's."""
+        return self.directory / SOCKET_DIR
+
+    @property
+    def config_dir(self) -> Path:
+        """Registry configuration given at creation, read-only to the agent."""
+        return self.directory / CONFIG_DIR
 
     @property
     def store_root(self) -> Path:

@@ -6,6 +6,7 @@ import dataclasses
 import enum
 import ipaddress
 import re
+from pathlib import Path
 
 from sandpull.errors import InvalidArgument
 
@@ -100,9 +101,16 @@ class SandboxSpec:
     network: NetworkChoice = NetworkChoice(NetworkMode.BRIDGE)
     limits: Limits = Limits()
     storage_bytes: int = DEFAULT_STORAGE
+    #: registries.toml for the agent (insecure or mirrored registries).
+    registries_config: Path | None = None
+    #: per-registry CA certificates for the agent, ``certs.d`` layout.
+    certs_dir: Path | None = None
 
     def __post_init__(self) -> None:
         validate_name("sandbox", self.name)
+        for given in (self.registries_config, self.certs_dir):
+            if given is not None and not given.exists():
+                raise InvalidArgument(f"check sandbox option {given}: no such file")
         if self.storage_bytes < MIN_STORAGE:
             raise InvalidArgument(
                 f"check storage size {self.storage_bytes}: want at least 16M"
