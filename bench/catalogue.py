@@ -38,7 +38,7 @@ from tests.support.registry_server import RegistryServer
 MARKER_DIR = "etc/sandpull-bench"
 BUSYBOX = Path("/bin/busybox")
 #: Packages on top of minbase for ``large``: python3 and a C/C++ toolchain.
-LARGE_PACKAGES = "python3,python3-dev,gcc,g++,make,gdb,libc6-dev,binutils,git,perl"
+LARGE_PACKAGES = "python3,python3-dev,python3-venv,gcc,g++,make,cmake,libc6-dev,git"
 LARGE_TARBALL = f"debian-{rootfs.SUITE}-large.tar"
 #: ``blob``: this many files of random bytes, 1 GiB in all.
 BLOB_FILES = 8

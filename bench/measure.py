@@ -247,7 +247,7 @@ class _Launcher:
             report = self.log.with_name(f"maxrss-{self._count}")
             last = index == len(pipeline) - 1
             proc = subprocess.Popen(
-                [GNU_TIME, "-f", "%M", "-o", str(report), *self._wrap(argv)],
+                [*_timed(report), *self._wrap(argv)],
                 stdin=stdin,
                 stdout=out if last else subprocess.PIPE,
                 stderr=out,
@@ -258,6 +258,14 @@ class _Launcher:
             stdin = proc.stdout if proc.stdout is not None else subprocess.DEVNULL
             procs.append((proc, report, argv[0]))
         return procs
+
+
+def _timed(report: Path) -> list[str]:
+    """GNU ``time`` writing the command's maxrss to ``report``; without it (the
+    Debian ``time`` package is missing) the command is only sampled."""
+    if not os.path.exists(GNU_TIME):
+        return []
+    return [GNU_TIME, "-f", "%M", "-o", str(report)]
 
 
 def _read_kib(report: Path) -> int:
