@@ -92,3 +92,17 @@ def test_small_links_every_applet_to_busybox() -> None:
         links = [m for m in tar if m.issym()]
     assert len(links) > 200
     assert {m.linkname for m in links} == {"/bin/busybox"}
+
+
+def test_split_leaves_out_what_is_under_a_skipped_directory(tmp_path: Path) -> None:
+    entries = [
+        dir_("var/"), dir_("var/cache/"), dir_("var/cache/apt/"),
+        file("var/cache/apt/pkg.deb", "deb"), file("var/cache/keep", "keep"),
+    ]  # fmt: skip
+    tarball = tmp_path / "rootfs.tar"
+    tarball.write_bytes(tar_entries(entries))
+    layers = catalogue._split(tarball, GROUPS, "demo", skip=("var/cache/apt",))
+    names = _names(layers[1].blob)
+    assert "var/cache/apt" in names
+    assert "var/cache/apt/pkg.deb" not in names
+    assert "var/cache/keep" in names
