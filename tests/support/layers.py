@@ -10,6 +10,7 @@ byte-for-byte reproducible: PAX format, fixed owners and mtimes, gzip with mtime
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import stat
@@ -216,7 +217,7 @@ def compress(tar: bytes, compression: Compression) -> bytes:
 
 def decompress(blob: bytes, compression: Compression) -> bytes:
     if compression is Compression.GZIP:
-        return bytes(isal.igzip.decompress(blob))
+        return gzip.decompress(blob)
     if compression is Compression.ZSTD:
         return bytes(zstandard.ZstdDecompressor().decompress(blob))
     return blob

@@ -161,7 +161,7 @@ def compare_trees(
 def _entry_differences(
     path: str, a: Entry, b: Entry, mtimes: bool, labels: tuple[str, str]
 ) -> list[str]:
-    names = ("type",) if path == "." else _FIELDS
+    names: tuple[str, ...] = ("type",) if path == "." else _FIELDS
     if mtimes and a.type != "dir":
         names += ("mtime",)
     return [
