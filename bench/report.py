@@ -148,9 +148,15 @@ def markdown(
         lines += table(records, fs) + targets(records, fs)
     if missing:
         lines += ["## Not measured", ""]
-        lines += [f"- `{tool}`: {reason}" for tool, reason in missing.items()] + [""]
+        lines += [f"- `{tool}`: {_one_line(why)}" for tool, why in missing.items()]
+        lines.append("")
     lines += ["## Method", "", *method, ""]
     return "\n".join(lines)
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 # --- the chart ----------------------------------------------------------------------
