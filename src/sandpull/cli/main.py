@@ -9,6 +9,8 @@ app = typer.Typer(
     help="Pull container images inside a pod sandbox and run containers from them.",
     no_args_is_help=True,
     add_completion=False,
+    # Help texts carry literal brackets such as os/arch[/variant].
+    rich_markup_mode=None,
 )
 
 
