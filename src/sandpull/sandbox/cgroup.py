@@ -58,13 +58,14 @@ class Cgroup:
         return tuple(path / "cgroup.procs" for path in self.dirs)
 
     def pids(self) -> set[int]:
-        """Host pids of every process in the cgroup."""
+        """Host pids of every process in the cgroup and its children."""
         found: set[int] = set()
-        for procs in self.procs_files():
-            try:
-                found.update(int(line) for line in procs.read_text().split())
-            except FileNotFoundError:
-                continue
+        for directory in self.dirs:
+            for procs in directory.glob("**/cgroup.procs"):
+                try:
+                    found.update(int(line) for line in procs.read_text().split())
+                except FileNotFoundError:
+                    continue
         return found
 
     async def remove(self, timeout: float = 10.0) -> None:
@@ -72,7 +73,7 @@ class Cgroup:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         for path in self.dirs:
-            while not _rmdir(path):
+            while not _rmdir_tree(path):
                 if loop.time() > deadline:
                     raise FailedPrecondition(
                         f"remove cgroup {path}: still busy after {timeout:.0f}s"
@@ -130,6 +131,18 @@ def _write(path: Path, value: str) -> None:
         path.write_text(value)
     except OSError as exc:
         raise from_os_error(f"write cgroup file {path} = {value}", exc) from exc
+
+
+def _rmdir_tree(path: Path) -> bool:
+    """Remove ``path`` and the cgroups runc made below it, deepest first."""
+    if not path.is_dir():
+        return True
+    children = sorted(
+        (p for p in path.rglob("*") if p.is_dir()),
+        key=lambda p: len(p.parts),
+        reverse=True,
+    )
+    return all([*map(_rmdir, children)]) and _rmdir(path)
 
 
 def _rmdir(path: Path) -> bool:
