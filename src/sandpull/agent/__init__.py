@@ -4,11 +4,17 @@
 runs it on a unix socket; :class:`AgentClient` calls it.
 """
 
-from sandpull.agent.accounting import PullAccounting
-from sandpull.agent.client import AgentClient
-from sandpull.agent.images import ImageStore
-from sandpull.agent.serve import serve
-from sandpull.agent.service import SERVICE, AgentService
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sandpull.agent.accounting import PullAccounting
+    from sandpull.agent.client import AgentClient
+    from sandpull.agent.images import ImageStore
+    from sandpull.agent.serve import serve
+    from sandpull.agent.service import SERVICE, AgentService
 
 __all__ = [
     "SERVICE",
@@ -18,3 +24,22 @@ __all__ = [
     "PullAccounting",
     "serve",
 ]
+
+# Where each public name lives: the package imports its modules only when a
+# name is first used, so that the CLI starts without the agent's image and
+# container code.
+_HOME = {
+    "AgentClient": "sandpull.agent.client",
+    "AgentService": "sandpull.agent.service",
+    "ImageStore": "sandpull.agent.images",
+    "PullAccounting": "sandpull.agent.accounting",
+    "SERVICE": "sandpull.agent.service",
+    "serve": "sandpull.agent.serve",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(home), name)

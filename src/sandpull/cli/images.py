@@ -16,17 +16,18 @@ import os
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from sandpull.cli import store
 from sandpull.cli.main import app
-from sandpull.cli.progress import LayerBars
 from sandpull.errors import InvalidArgument, SandpullError
-from sandpull.images import ImageRecord, ImageService, PulledImage
+
+if TYPE_CHECKING:
+    from sandpull.images import ImageRecord, ImageService, PulledImage
+
+# The image store, the registry client and rich are imported inside the commands
+# that use them: ``sandpull run --sandbox`` and ``--help`` start without them.
 
 _T = TypeVar("_T")
 
@@ -70,6 +71,9 @@ def pull_command(
         )
         sandboxed.pull_command(request, as_json)
         return
+    from sandpull.cli import store
+    from sandpull.cli.progress import LayerBars
+
     _log_to_stderr()
     options = store.PullOptions(
         reference,
@@ -102,6 +106,9 @@ def images_command(
     if as_json:
         _echo_json([_record_json(r) for r in records])
         return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table("NAME", "IMAGE ID", "PLATFORM", "SIZE", box=None)
     for record in records:
         table.add_row(
@@ -175,6 +182,8 @@ def check_command(root: RootOption = None, as_json: JsonOption = False) -> None:
 
 
 def _with_store(root: Path | None, action: Callable[[ImageService], _T]) -> _T:
+    from sandpull.cli import store
+
     async def run() -> _T:
         async with store.open_store(root or store.default_root()) as service:
             return action(service)

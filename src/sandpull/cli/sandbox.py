@@ -8,25 +8,25 @@ import os
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from sandpull.cli.main import app
 from sandpull.errors import SandpullError
-from sandpull.sandbox import (
+from sandpull.sandbox.spec import (
+    DEFAULT_STORAGE,
+    TENANT_SUBNET,
     Limits,
     NetworkChoice,
-    NetworkManager,
     NetworkSpec,
-    SandboxManager,
     SandboxSpec,
     parse_size,
+    parse_subnet,
 )
-from sandpull.sandbox.spec import DEFAULT_STORAGE, TENANT_SUBNET, parse_subnet
-from sandpull.sandbox.state import default_state_dir
+
+if TYPE_CHECKING:
+    from sandpull.sandbox import NetworkManager, SandboxManager
 
 sandbox_app = typer.Typer(help="Create, list, inspect and remove ns sandboxes.")
 network_app = typer.Typer(help="Tenant networks that sandboxes can join.")
@@ -47,6 +47,21 @@ def _run(coro: Coroutine[Any, Any, _T]) -> _T:
 
 def _echo_json(data: object) -> None:
     typer.echo(json.dumps(data, indent=2))
+
+
+def _sandboxes() -> SandboxManager:
+    # Imported here: netlink and namespace code is slow to load and most
+    # commands never need it.
+    from sandpull.sandbox import SandboxManager
+
+    return SandboxManager()
+
+
+def _networks() -> NetworkManager:
+    from sandpull.sandbox import NetworkManager
+    from sandpull.sandbox.state import default_state_dir
+
+    return NetworkManager(default_state_dir())
 
 
 @sandbox_app.command("create")
@@ -75,7 +90,7 @@ def sandbox_create(
             registries_config,
             certs_dir,
         )
-        return (await SandboxManager().create(spec)).to_dict()
+        return (await _sandboxes().create(spec)).to_dict()
 
     _echo_json(_run(create()))
 
@@ -86,13 +101,16 @@ def sandbox_list(
 ) -> None:
     """List sandboxes and whether their agents are alive."""
     try:
-        sandboxes = [s.to_dict() for s in SandboxManager().list()]
+        sandboxes = [s.to_dict() for s in _sandboxes().list()]
     except SandpullError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     if as_json:
         _echo_json(sandboxes)
         return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table("NAME", "ALIVE", "NETWORK", "ADDRESS", "AGENT PID")
     for s in sandboxes:
         row = (s["name"], "yes" if s["alive"] else "no", s["network"], s["address"])
@@ -105,7 +123,7 @@ def sandbox_inspect(name: str) -> None:
     """Show everything known about one sandbox, as JSON."""
 
     async def inspect() -> dict[str, object]:
-        return SandboxManager().get(name).to_dict()
+        return _sandboxes().get(name).to_dict()
 
     _echo_json(_run(inspect()))
 
@@ -113,7 +131,7 @@ def sandbox_inspect(name: str) -> None:
 @sandbox_app.command("rm")
 def sandbox_rm(name: str) -> None:
     """Stop a sandbox and remove everything it made."""
-    _run(SandboxManager().remove(name))
+    _run(_sandboxes().remove(name))
 
 
 @network_app.command("create")
@@ -127,7 +145,7 @@ def network_create(
 
     async def create() -> dict[str, object]:
         spec = NetworkSpec(name, parse_subnet(subnet))
-        return (await NetworkManager(default_state_dir()).create(spec)).to_dict()
+        return (await _networks().create(spec)).to_dict()
 
     _echo_json(_run(create()))
 
@@ -137,10 +155,13 @@ def network_list(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """List tenant networks."""
-    networks = [n.to_dict() for n in NetworkManager(default_state_dir()).list()]
+    networks = [n.to_dict() for n in _networks().list()]
     if as_json:
         _echo_json(networks)
         return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table("NAME", "SUBNET", "GATEWAY", "SANDBOXES")
     for n in networks:
         table.add_row(*(str(n[k]) for k in ("name", "subnet", "gateway", "sandboxes")))
@@ -150,7 +171,7 @@ def network_list(
 @network_app.command("rm")
 def network_rm(name: str) -> None:
     """Remove a tenant network that no sandbox uses."""
-    _run(NetworkManager(default_state_dir()).remove(name))
+    _run(_networks().remove(name))
 
 
 @network_app.command(
@@ -163,7 +184,7 @@ def network_exec(ctx: typer.Context, name: str) -> None:
         raise typer.Exit(2)
 
     async def argv() -> list[str]:
-        return NetworkManager(default_state_dir()).get(name).exec_argv(ctx.args)
+        return _networks().get(name).exec_argv(ctx.args)
 
     full = _run(argv())
     sys.stdout.flush()

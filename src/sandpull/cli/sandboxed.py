@@ -20,18 +20,17 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import IO, Annotated, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from sandpull.agent import AgentClient
 from sandpull.api import agent_pb2 as pb
 from sandpull.cli.main import app
 from sandpull.errors import FailedPrecondition, SandpullError
 from sandpull.oci import Platform, Reference
-from sandpull.sandbox import SandboxManager
+
+if TYPE_CHECKING:
+    from sandpull.agent import AgentClient
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +98,9 @@ class RunRequest:
 
 def agent_for(sandbox: str, timeout: float = CALL_TIMEOUT) -> AgentClient:
     """A client of ``sandbox``'s agent; NotFound or FailedPrecondition if unusable."""
+    from sandpull.agent import AgentClient
+    from sandpull.sandbox import SandboxManager
+
     found = SandboxManager().get(sandbox)
     if not found.alive():
         raise FailedPrecondition(f"reach agent of sandbox {sandbox}: it is not running")
@@ -211,6 +213,9 @@ def images_command(sandbox: str, as_json: bool) -> None:
     if as_json:
         _echo_json([_image_json(image) for image in images])
         return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table("NAME", "IMAGE ID", "PLATFORM", "SIZE", box=None)
     for image in images:
         row = _image_json(image)
@@ -251,6 +256,9 @@ def stats_command(sandbox: SandboxOption, as_json: JsonOption = False) -> None:
     if as_json:
         _echo_json(data)
         return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table("REGISTRY", "IMAGE", "BYTES", box=None)
     for row in data["images"]:
         table.add_row(row["registry"], row["image"], str(row["bytes"]))
