@@ -67,4 +67,8 @@ def __getattr__(name: str) -> Any:
     home = _HOME.get(name)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(home), name)
+    value = getattr(importlib.import_module(home), name)
+    # Cache it, and win over a submodule of the same name (``agent.serve``), which
+    # the import above has just set as an attribute of this package.
+    globals()[name] = value
+    return value
