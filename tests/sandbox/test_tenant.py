@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 import subprocess
@@ -132,8 +133,26 @@ async def test_tenant_server_is_unreachable_from_the_host(
 ) -> None:
     net = await network(manager, "10.89.214.0/24")
     host, port = server_on(net)
-    with pytest.raises(OSError):
+    # Refused by the host's own routing table at once, never sent off the machine.
+    with pytest.raises(OSError) as caught:
         socket.create_connection((host, port), timeout=2).close()
+    assert caught.value.errno == errno.EHOSTUNREACH
+
+
+async def test_removing_a_tenant_network_removes_its_host_route(
+    manager: SandboxManager,
+) -> None:
+    net = await network(manager, "10.89.217.0/24")
+    assert "unreachable 10.89.217.0/24" in _host_routes()
+    await manager.networks.remove(net.name)
+    assert "10.89.217.0/24" not in _host_routes()
+
+
+def _host_routes() -> str:
+    return subprocess.run(
+        ["ip", "route", "show", "type", "unreachable"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
 
 
 async def test_tenant_network_has_no_link_to_the_host(

@@ -136,6 +136,38 @@ async def delete_link(ifname: str, namespace: str | None = None) -> None:
                     raise _translate(step, exc) from exc
 
 
+async def add_unreachable_route(subnet: ipaddress.IPv4Network) -> None:
+    """Make ``subnet`` unreachable from the host's network namespace.
+
+    A tenant network lives in its own namespace; without this route the host would
+    send packets for its addresses down the default route, off this machine.
+    """
+    step = f"add unreachable route {subnet} on the host"
+    async with _ipr(None, step) as ipr:
+        try:
+            await ipr.route(
+                "add", dst=str(subnet.network_address), dst_len=subnet.prefixlen,
+                type="unreachable",
+            )  # fmt: skip
+        except NetlinkError as exc:
+            if exc.code != errno.EEXIST:
+                raise _translate(step, exc) from exc
+
+
+async def remove_unreachable_route(subnet: ipaddress.IPv4Network) -> None:
+    """Undo :func:`add_unreachable_route`; an absent route is fine."""
+    step = f"remove unreachable route {subnet} on the host"
+    async with _ipr(None, step) as ipr:
+        try:
+            await ipr.route(
+                "del", dst=str(subnet.network_address), dst_len=subnet.prefixlen,
+                type="unreachable",
+            )  # fmt: skip
+        except NetlinkError as exc:
+            if exc.code not in (errno.ESRCH, errno.ENOENT):
+                raise _translate(step, exc) from exc
+
+
 async def link_names(namespace: str | None = None) -> list[str]:
     async with _ipr(namespace, "list links") as ipr:
         return [link.get("ifname") async for link in await ipr.link("dump")]

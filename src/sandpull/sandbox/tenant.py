@@ -101,6 +101,7 @@ class NetworkManager:
         try:
             await netlink.create_netns(record.netns)
             await netlink.ensure_bridge(BRIDGE, network.gateway, record.netns)
+            await netlink.add_unreachable_route(network.subnet)
         except BaseException:
             await self.remove(spec.name, force=True)
             raise
@@ -138,6 +139,7 @@ class NetworkManager:
             raise FailedPrecondition(
                 f"remove network {name}: {len(users)} sandbox(es) still attached"
             )
+        await netlink.remove_unreachable_route(network.subnet)
         netlink.remove_netns(network.netns)
         shutil.rmtree(network.directory, ignore_errors=True)
         log.info("removed tenant network %s", name)
