@@ -12,11 +12,17 @@ import aiohttp
 
 from sandpull.errors import InvalidArgument, VerificationError
 from sandpull.oci import Descriptor
-from sandpull.registry.transport import Call, Retryable, RetryPolicy, connection_error
+from sandpull.registry.transport import (
+    Call,
+    Retryable,
+    RetryPolicy,
+    connection_error,
+    retryable,
+)
 
 log = logging.getLogger(__name__)
 
-CHUNK_SIZE = 256 * 1024
+CHUNK_SIZE = 1 << 20
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 #: Opens the blob at an absolute offset: the call used and its 200/206 response.
@@ -111,10 +117,7 @@ class BlobStream:
         except aiohttp.ClientPayloadError as exc:
             raise Retryable(VerificationError(self._short_message())) from exc
         except aiohttp.ClientError as exc:
-            error = connection_error(call, exc)
-            if "connection failed" not in str(error):
-                raise error from exc
-            raise Retryable(error) from exc
+            raise retryable(connection_error(call, exc)) from exc
         if self.position < self.desc.size:
             raise Retryable(VerificationError(self._short_message()))
         self._release()

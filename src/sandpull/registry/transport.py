@@ -43,6 +43,9 @@ ERROR_BODY_LIMIT = 64 * 1024
 MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: How much of a response body aiohttp buffers before it stops reading the socket;
+#: its 64 KiB default makes a fast local registry pause and resume every few packets.
+_READ_BUFFER = 1 << 20
 ByteCounter = Callable[[str, str, int], None]
 T = TypeVar("T")
 
@@ -240,6 +243,7 @@ class Transport:
             self._session = aiohttp.ClientSession(
                 timeout=timeout,
                 auto_decompress=False,
+                read_bufsize=_READ_BUFFER,
                 headers={"Accept-Encoding": "identity", "User-Agent": "sandpull"},
             )
         return self._session
@@ -358,13 +362,25 @@ def connection_error(call: Call, exc: Exception) -> SandpullError:
         return Unavailable(
             f"{call.action} from {call.where}: verify tls certificate: {reason}"
         )
-    reason = type(exc).__name__
-    return Unavailable(f"{call.action} from {call.where}: connection failed ({reason})")
+    return ConnectionFailed(
+        f"{call.action} from {call.where}: connection failed ({_reason(exc)})"
+    )
+
+
+class ConnectionFailed(Unavailable):
+    """The TCP connection failed or broke: worth another try."""
+
+
+def _reason(exc: Exception) -> str:
+    os_error = getattr(exc, "os_error", None)
+    if isinstance(os_error, OSError) and os_error.strerror:
+        return os_error.strerror.lower()
+    return type(exc).__name__
 
 
 def retryable(error: SandpullError) -> Exception:
     """Connection failures are retried; timeouts and certificate errors are not."""
-    if isinstance(error, Unavailable) and "connection failed" in str(error):
+    if isinstance(error, ConnectionFailed):
         return Retryable(error)
     return error
 
