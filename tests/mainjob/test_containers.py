@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -117,3 +118,24 @@ def _lowerdir(mountinfo_line: str) -> str:
         if option.startswith("lowerdir="):
             return option.removeprefix("lowerdir=")
     return ""
+
+
+def test_removing_a_sandbox_with_a_live_container_leaves_no_cgroup(
+    env: Env, private_registry: PrivateRegistry, app: Pushed
+) -> None:
+    doomed = env.create(f"tenant:{private_registry.network}", registry=private_registry)
+
+    async def start() -> None:
+        async with AgentClient(str(doomed.agent_socket), timeout=60) as agent:
+            await agent.create_container("left-running", app.ref, args=["sleep", "300"])
+            await agent.start_container("left-running")
+
+    asyncio.run(start())
+    assert _cgroup_dirs_named("left-running"), "runc made no cgroup for it"
+    asyncio.run(env.manager.remove(doomed.name))
+
+    assert _cgroup_dirs_named("left-running") == []
+
+
+def _cgroup_dirs_named(name: str) -> list[str]:
+    return [str(p) for p in Path("/sys/fs/cgroup").glob(f"*/**/{name}") if p.is_dir()]

@@ -184,7 +184,10 @@ class Containers:
         rootfs = bundle / "rootfs"
         overlay.mount_overlay(rootfs, await self._snapshot_dirs(image), bundle)
         user = resolve_user(rootfs, spec.user or image.config.user)
-        config = runtime_spec(image.config, user, spec.overrides, hostname=spec.id)
+        config = runtime_spec(
+            image.config, user, spec.overrides, hostname=spec.id,
+            cgroups_path=container_cgroup(spec.id),
+        )  # fmt: skip
         (bundle / "config.json").write_text(json.dumps(config, indent=1))
         with (
             open(bundle / "stdout.log", "ab") as stdout,
@@ -218,3 +221,23 @@ def _check_id(container_id: str) -> None:
 def _discard_bundle(bundle: Path) -> None:
     overlay.unmount(bundle / "rootfs")
     shutil.rmtree(bundle, ignore_errors=True)
+
+
+def container_cgroup(container_id: str) -> str:
+    """Where a container's cgroups go: below the agent's own, in every hierarchy.
+
+    Left to itself runc would place some of them (the hybrid layout's unified
+    tree) at the root of the hierarchy, outside the sandbox, where removing the
+    sandbox could not find them.
+    """
+    return f"{_own_cgroup()}/{container_id}".replace("//", "/")
+
+
+def _own_cgroup(proc_file: Path = Path("/proc/self/cgroup")) -> str:
+    # Lines are "id:controllers:path"; the memory line names the sandbox's cgroup
+    # (v1); on v2 there is only the "0::path" line.
+    lines = [line.split(":", 2) for line in proc_file.read_text().splitlines()]
+    by_controller = {
+        name: path for _, names, path in lines for name in names.split(",")
+    }
+    return by_controller.get("memory") or by_controller.get("", "/")

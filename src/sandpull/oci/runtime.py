@@ -91,8 +91,13 @@ def runtime_spec(
     *,
     hostname: str = "",
     rootfs: str = "rootfs",
+    cgroups_path: str = "",
 ) -> dict[str, Any]:
-    """The runtime spec for a container of ``config`` running as ``user``."""
+    """The runtime spec for a container of ``config`` running as ``user``.
+
+    ``cgroups_path``, when given, is where the runtime puts the container's
+    cgroups (absolute: from the root of every hierarchy).
+    """
     overrides = overrides or ProcessOverrides()
     cwd = overrides.workdir or config.working_dir or "/"
     if not cwd.startswith("/"):
@@ -104,7 +109,7 @@ def runtime_spec(
         "hostname": hostname,
         "mounts": _mounts(),
         "annotations": dict(overrides.annotations),
-        "linux": _linux(),
+        "linux": _linux(cgroups_path),
     }
 
 
@@ -162,11 +167,14 @@ def _mounts() -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def _linux() -> dict[str, Any]:
+def _linux(cgroups_path: str) -> dict[str, Any]:
     # The container shares the sandbox's network namespace: a pod has one network.
     namespaces = ["pid", "ipc", "uts", "mount"]
-    return {
+    linux: dict[str, Any] = {
         "namespaces": [{"type": ns} for ns in namespaces],
         "maskedPaths": list(_MASKED_PATHS),
         "readonlyPaths": list(_READONLY_PATHS),
     }
+    if cgroups_path:
+        linux["cgroupsPath"] = cgroups_path
+    return linux

@@ -1,8 +1,14 @@
 """A sandbox's cgroup: memory, cpu and pids limits, on cgroup v1 or v2.
 
-On v1 (including the hybrid layout) the sandbox gets one directory per controller,
-``<root>/<controller>/sandpull/<key>``; on v2 one directory, ``<root>/sandpull/<key>``,
-with the controllers enabled in the parents' ``cgroup.subtree_control``.
+On v1 (including the hybrid layout) the sandbox gets one directory in every
+mounted hierarchy, ``<root>/<hierarchy>/sandpull/<key>``, limits written in the
+memory, cpu and pids ones; on v2 one directory, ``<root>/sandpull/<key>``, with
+the controllers enabled in the parents' ``cgroup.subtree_control``.
+
+Joining every v1 hierarchy matters for containers: runc places a container's
+cgroups relative to the agent's own, so they nest inside the sandbox's cgroups
+(and go with them) instead of landing at the root of the hierarchies the agent
+was not in.
 """
 
 from __future__ import annotations
@@ -39,17 +45,16 @@ class Cgroup:
     def for_key(cls, key: str, root: Path = CGROUP_ROOT) -> Cgroup:
         if detect_version(root) == 2:
             return cls(2, (root / "sandpull" / key,))
-        return cls(1, tuple(root / c / "sandpull" / key for c in CONTROLLERS))
+        return cls(1, tuple(root / h / "sandpull" / key for h in _v1_hierarchies(root)))
 
     def create(self, limits: Limits) -> None:
         """Make the directories and write ``limits``."""
         if self.version == 2:
             _enable_v2_controllers(self.dirs[0])
         for path in self.dirs:
-            try:
-                path.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise from_os_error(f"create cgroup {path}", exc) from exc
+            cpuset = path.parent.parent.name == "cpuset"
+            for level in (path.parent, path):
+                _make_level(level, cpuset)
         for path, value in self._limit_files(limits):
             _write(path, value)
 
@@ -82,10 +87,13 @@ class Cgroup:
                     _kill(pid)
                 await asyncio.sleep(0.05)
 
+    def _v1_dir(self, controller: str) -> Path:
+        return next(p for p in self.dirs if p.parent.parent.name == controller)
+
     def _limit_files(self, limits: Limits) -> list[tuple[Path, str]]:
         if self.version == 2:
             return _v2_limit_files(self.dirs[0], limits)
-        memory, cpu, pids = self.dirs
+        memory, cpu, pids = (self._v1_dir(c) for c in CONTROLLERS)
         files: list[tuple[Path, str]] = []
         if limits.memory_bytes is not None:
             files.append((memory / "memory.limit_in_bytes", str(limits.memory_bytes)))
@@ -95,6 +103,33 @@ class Cgroup:
         if limits.pids is not None:
             files.append((pids / "pids.max", str(limits.pids)))
         return files
+
+
+def _v1_hierarchies(root: Path) -> list[str]:
+    """Names of the mounted hierarchies, the limited controllers first.
+
+    In the hybrid layout that includes ``unified``, the v2 tree without
+    controllers, where runc places containers too.
+    """
+    found = [
+        entry.name
+        for entry in sorted(root.iterdir())
+        if entry.is_dir() and not entry.is_symlink()
+    ]
+    return list(CONTROLLERS) + [name for name in found if name not in CONTROLLERS]
+
+
+def _make_level(path: Path, cpuset: bool) -> None:
+    try:
+        path.mkdir(exist_ok=True)
+        if not cpuset:
+            return
+        # A new cpuset cgroup has no cpus or memory nodes until it is given some.
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            if not (path / name).read_text().strip():
+                (path / name).write_text((path.parent / name).read_text())
+    except OSError as exc:
+        raise from_os_error(f"create cgroup {path}", exc) from exc
 
 
 def _v2_limit_files(path: Path, limits: Limits) -> list[tuple[Path, str]]:
