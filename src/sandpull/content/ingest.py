@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from sandpull.content.fsync import fsync_dir
+from sandpull.content.fsync import fsync_dir, fsync_file
 from sandpull.errors import (
     FailedPrecondition,
     SandpullError,
@@ -85,7 +85,12 @@ class Ingest:
             self._state.notify_all()
 
     def finish(self) -> None:
-        """Check size and digest, flush to disk; readers then see end of data."""
+        """Check size and digest; readers then see end of data.
+
+        The data is not flushed here: a layer's ingest is usually read once and
+        removed, and a resumed download re-hashes what survived a crash. Only
+        :meth:`commit` makes it durable.
+        """
         if self._offset != self.descriptor.size:
             raise VerificationError(
                 f"verify blob {self._name}: got {self._offset} bytes, "
@@ -96,11 +101,6 @@ class Ingest:
                 f"verify blob {self._name}: digest {self.descriptor.digest.algorithm}:"
                 f"{self._hasher.hexdigest()[:12]} does not match"
             )
-        assert self._file is not None
-        try:
-            os.fsync(self._file.fileno())
-        except OSError as exc:
-            raise from_os_error(f"flush ingest {self._name}", exc) from exc
         with self._state:
             self._finished = True
             self._state.notify_all()
@@ -138,6 +138,7 @@ class Ingest:
         if not self._finished:
             raise FailedPrecondition(f"commit blob {self._name}: not verified")
         try:
+            fsync_file(self.data_path)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(self.data_path, target)
             fsync_dir(target.parent)

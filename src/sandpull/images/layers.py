@@ -61,9 +61,18 @@ class SnapshotFlights:
 
 
 async def apply_job(
-    snapshots: Snapshots, apply_layer: ApplyLayer, job: LayerJob, download: Download
+    snapshots: Snapshots,
+    apply_layer: ApplyLayer,
+    job: LayerJob,
+    download: Download,
+    settle: Callable[[], Awaitable[None]] | None = None,
 ) -> Snapshot:
-    """Apply one layer into a new snapshot and commit it; clean up on failure."""
+    """Apply one layer into a new snapshot and commit it; clean up on failure.
+
+    ``settle`` runs once the layer is applied and its blob verified, before the
+    snapshot is flushed: a caller done with the blob drops its ingest there, so
+    the flush does not write a file that is about to be deleted.
+    """
     existing = snapshots.get(job.chain_id)
     if existing is not None:
         return existing
@@ -74,6 +83,8 @@ async def apply_job(
     try:
         await _apply(apply_layer, job, download, prepared, lowers)
         await download.wait()
+        if settle is not None:
+            await settle()
         snapshot = await asyncio.to_thread(snapshots.commit, prepared)
     except BaseException:
         await asyncio.to_thread(snapshots.abort, prepared)

@@ -7,7 +7,7 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from sandpull.content import LocalStore
@@ -91,6 +91,16 @@ async def pull_layers(
     _drop_stale_ingests(pipeline, jobs, pending)
     downloads = await _start_downloads(pipeline, registry, ref, pending, progress)
     top = pipeline.snapshots.get(jobs[-1].chain_id) if jobs else None
+    last_use = {job.descriptor.digest: job.index for job in pending}
+
+    async def settle(job: LayerJob) -> None:
+        # The blob's last layer in this pull is applied: drop this pull's use.
+        digest = job.descriptor.digest
+        if last_use[digest] == job.index and digest in downloads:
+            await pipeline.downloads.release(
+                downloads.pop(digest), pipeline.keep_layers
+            )
+
     try:
         for job in pending:
             top = await pipeline.flights.run(
@@ -101,6 +111,7 @@ async def pull_layers(
                     job,
                     downloads[job.descriptor.digest],
                     progress,
+                    functools.partial(settle, job),
                 ),
             )
     finally:
@@ -180,6 +191,7 @@ async def _apply_one(
     job: LayerJob,
     download: Download,
     progress: ProgressCallback | None,
+    settle: Callable[[], Awaitable[None]],
 ) -> Snapshot:
     size = job.descriptor.size
     if progress:
@@ -188,7 +200,9 @@ async def _apply_one(
                 job.index, job.descriptor.digest, download.ingest.offset, size, "apply"
             )
         )
-    snapshot = await apply_job(pipeline.snapshots, pipeline.apply_layer, job, download)
+    snapshot = await apply_job(
+        pipeline.snapshots, pipeline.apply_layer, job, download, settle
+    )
     if progress:
         progress(LayerProgress(job.index, job.descriptor.digest, size, size, "done"))
     return snapshot
