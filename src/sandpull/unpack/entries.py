@@ -40,6 +40,8 @@ from sandpull.unpack.view import (
 
 _log = logging.getLogger(__name__)
 
+#: Bytes of one file written before its writeback is started.
+_WRITEBACK_BYTES = 16 << 20
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -206,6 +208,7 @@ class EntryApplier:
     ) -> None:
         source: BinaryIO = archive.fileobj  # type: ignore[assignment]
         remaining = size
+        unflushed = 0
         while remaining:
             data = source.read(min(remaining, CHUNK))
             if not data:
@@ -217,6 +220,10 @@ class EntryApplier:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
+            unflushed += len(data)
+            if unflushed >= _WRITEBACK_BYTES or (not remaining and size >= CHUNK):
+                self.writer.start_writeback(fd)
+                unflushed = 0
 
     def _write_sparse(
         self, entry: tarfile.TarInfo, fd: int, archive: tarfile.TarFile
