@@ -8,6 +8,7 @@ directories and directories that no committed row names.
 
 from __future__ import annotations
 
+import concurrent.futures
 import ctypes
 import hashlib
 import os
@@ -100,8 +101,7 @@ class Snapshots:
 
     def commit(self, prepared: PreparedSnapshot) -> Snapshot:
         """Flush, rename into place, then mark committed (the last step)."""
-        size, tree = tree_digest(prepared.fs)
-        _syncfs(prepared.fs)
+        size, tree = _digest_while_flushing(prepared.fs)
         final = self.dir / str(prepared.id)
         os.rename(prepared.fs.parent, final)
         fsync_dir(self.dir)
@@ -160,29 +160,37 @@ def tree_digest(root: Path) -> tuple[int, Digest]:
     """
     hasher = hashlib.sha256()
     total = 0
-    for path in sorted(_walk(root)):
-        info = os.lstat(path)
-        relative = os.path.relpath(path, root)
+    buffer = bytearray(_READ_CHUNK)
+    for relative, path, info in sorted(_walk(os.fspath(root))):
         hasher.update(
             f"{relative}\0{info.st_mode:o}\0{info.st_uid}\0{info.st_gid}\0".encode()
         )
-        hasher.update(_entry_payload(path, info).encode())
+        hasher.update(_entry_payload(path, info, buffer).encode())
         hasher.update(_xattrs(path))
         if stat.S_ISREG(info.st_mode):
             total += info.st_size
     return total, Digest("sha256", hasher.hexdigest())
 
 
-def _walk(root: Path) -> list[str]:
-    paths: list[str] = []
-    for directory, dirs, files in os.walk(root):
-        paths.extend(os.path.join(directory, name) for name in dirs + files)
-    return paths
+def _walk(root: str) -> list[tuple[str, str, os.stat_result]]:
+    """Entries below ``root``, symlinks not followed: relative path, path, lstat."""
+    found: list[tuple[str, str, os.stat_result]] = []
+    pending = [("", root)]
+    while pending:
+        prefix, directory = pending.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                relative = prefix + entry.name
+                info = entry.stat(follow_symlinks=False)
+                found.append((relative, entry.path, info))
+                if stat.S_ISDIR(info.st_mode):
+                    pending.append((relative + "/", entry.path))
+    return found
 
 
-def _entry_payload(path: str, info: os.stat_result) -> str:
+def _entry_payload(path: str, info: os.stat_result, buffer: bytearray) -> str:
     if stat.S_ISREG(info.st_mode):
-        return _content_checksum(path)
+        return _content_checksum(path, buffer)
     if stat.S_ISLNK(info.st_mode):
         return os.readlink(path)
     if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode):
@@ -190,15 +198,17 @@ def _entry_payload(path: str, info: os.stat_result) -> str:
     return ""
 
 
-def _content_checksum(path: str) -> str:
+def _content_checksum(path: str, buffer: bytearray) -> str:
     crc = 0
     size = 0
-    with open(path, "rb", buffering=0) as data:
-        buffer = bytearray(_READ_CHUNK)
-        view = memoryview(buffer)
-        while n := data.readinto(buffer):
+    view = memoryview(buffer)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        while n := os.readv(fd, (buffer,)):
             crc = isal_zlib.crc32(view[:n], crc)
             size += n
+    finally:
+        os.close(fd)
     return f"crc32:{crc:08x}:{size}"
 
 
@@ -212,6 +222,16 @@ def _xattrs(path: str) -> bytes:
         value = os.getxattr(path, name, follow_symlinks=False)
         out += name.encode() + b"=" + value + b"\0"
     return out
+
+
+def _digest_while_flushing(root: Path) -> tuple[int, Digest]:
+    """``tree_digest(root)`` while the file system is flushed in another thread:
+    one reads the snapshot's pages, the other waits for the disk."""
+    with concurrent.futures.ThreadPoolExecutor(1, "syncfs") as flusher:
+        flushed = flusher.submit(_syncfs, root)
+        digest = tree_digest(root)
+        flushed.result()
+    return digest
 
 
 def _syncfs(path: Path) -> None:
