@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from sandpull.content import LocalStore
 from sandpull.errors import InvalidArgument
+from sandpull.images.claims import Claims
 from sandpull.images.downloads import Download, Downloads
 from sandpull.images.layers import LayerJob, SnapshotFlights, apply_job
 from sandpull.images.leases import Leases
@@ -50,13 +51,18 @@ class LayerPipeline:
     flights: SnapshotFlights
     apply_layer: ApplyLayer
     keep_layers: bool = False
+    claims: Claims | None = None
 
 
 async def fetch_config(
-    registry: Registry, ref: Reference, resolved: Resolved
+    registry: Registry, ref: Reference, resolved: Resolved, store: LocalStore
 ) -> tuple[bytes, ImageConfig]:
+    """The image config: from the store when an earlier pull committed it."""
     manifest = resolved.manifest
-    data = await registry.get_blob_bytes(ref, manifest.config, MAX_CONFIG_BYTES)
+    if store.has(manifest.config.digest):
+        data = store.read(manifest.config.digest, MAX_CONFIG_BYTES)
+    else:
+        data = await registry.get_blob_bytes(ref, manifest.config, MAX_CONFIG_BYTES)
     config = ImageConfig.parse(data)
     if len(config.diff_ids) != len(manifest.layers):
         raise InvalidArgument(
@@ -84,7 +90,26 @@ async def pull_layers(
     lease: str,
     progress: ProgressCallback | None,
 ) -> Snapshot | None:
-    """Make sure every layer's snapshot exists; return the top one."""
+    """Make sure every layer's snapshot exists; return the top one.
+
+    Another process pulling the same layers into this store is waited for, and
+    what it committed is used instead of being fetched again.
+    """
+    if pipeline.claims is None:
+        return await _pull_layers(pipeline, registry, ref, jobs, lease, progress)
+    missing = [j.chain_id for j in jobs if pipeline.snapshots.get(j.chain_id) is None]
+    async with pipeline.claims.hold(missing):
+        return await _pull_layers(pipeline, registry, ref, jobs, lease, progress)
+
+
+async def _pull_layers(
+    pipeline: LayerPipeline,
+    registry: Registry,
+    ref: Reference,
+    jobs: list[LayerJob],
+    lease: str,
+    progress: ProgressCallback | None,
+) -> Snapshot | None:
     for job in jobs:
         pipeline.leases.add(lease, "snapshot", str(job.chain_id))
     pending = _pending(pipeline.snapshots, jobs, progress)

@@ -27,6 +27,7 @@ from sandpull.errors import (
     from_os_error,
 )
 from sandpull.images import db as meta
+from sandpull.images.claims import Claims
 from sandpull.images.downloads import DEFAULT_CONCURRENCY, Downloads
 from sandpull.images.layers import SnapshotFlights
 from sandpull.images.leases import Leases
@@ -92,6 +93,7 @@ class ImageService:
             SnapshotFlights(),
             apply_layer or _default_apply(),
             keep_layers,
+            Claims(root / "claims"),
         )
         self._recover()
 
@@ -142,7 +144,7 @@ class ImageService:
         progress: ProgressCallback | None,
     ) -> tuple[Resolved, ImageConfig]:
         resolved = await resolve(registry, ref, platform)
-        config_data, config = await fetch_config(registry, ref, resolved)
+        config_data, config = await fetch_config(registry, ref, resolved, self.store)
         jobs = layer_jobs(resolved.manifest.layers, config)
         lease = self.leases.create()
         try:
