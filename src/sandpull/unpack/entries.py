@@ -13,7 +13,7 @@ import os
 import stat
 import tarfile
 from dataclasses import dataclass, field
-from typing import BinaryIO, cast
+from typing import cast
 
 from sandpull.errors import HostileEntryError, VerificationError
 from sandpull.oci import Digest
@@ -29,6 +29,7 @@ from sandpull.unpack.names import (
 )
 from sandpull.unpack.snapshot import SnapshotWriter
 from sandpull.unpack.stream import CHUNK
+from sandpull.unpack.tarstream import TarReader
 from sandpull.unpack.view import (
     DirMeta,
     Kind,
@@ -68,7 +69,7 @@ class EntryApplier:
             f"apply layer {self.layer.short} entry {entry.name[:256]!r}: {reason}"
         )
 
-    def apply(self, entry: tarfile.TarInfo, archive: tarfile.TarFile) -> None:
+    def apply(self, entry: tarfile.TarInfo, archive: TarReader) -> None:
         """Apply ``entry``; its data, if any, is read from ``archive``."""
         self.writer.release_fds()
         try:
@@ -147,9 +148,7 @@ class EntryApplier:
 
     # Entries -----------------------------------------------------------------
 
-    def _entry(
-        self, entry: tarfile.TarInfo, path: Path, archive: tarfile.TarFile
-    ) -> None:
+    def _entry(self, entry: tarfile.TarInfo, path: Path, archive: TarReader) -> None:
         resolved = self.view.resolve(path[:-1])
         parent = self.writer.ensure_dir(resolved.path)
         name = path[-1]
@@ -189,7 +188,7 @@ class EntryApplier:
         parent: Node,
         name: str,
         meta: metadata.Metadata,
-        archive: tarfile.TarFile,
+        archive: TarReader,
     ) -> None:
         self.writer.clear(parent, name, keep_dir=False)
         fd = os.open(name, _NEW_FILE, 0o600, dir_fd=parent.fd)
@@ -204,9 +203,9 @@ class EntryApplier:
             os.close(fd)
 
     def _write(
-        self, entry: tarfile.TarInfo, fd: int, archive: tarfile.TarFile, size: int
+        self, entry: tarfile.TarInfo, fd: int, archive: TarReader, size: int
     ) -> None:
-        source: BinaryIO = archive.fileobj  # type: ignore[assignment]
+        source = archive
         remaining = size
         unflushed = 0
         while remaining:
@@ -226,7 +225,7 @@ class EntryApplier:
                 unflushed = 0
 
     def _write_sparse(
-        self, entry: tarfile.TarInfo, fd: int, archive: tarfile.TarFile
+        self, entry: tarfile.TarInfo, fd: int, archive: TarReader
     ) -> None:
         sparse = cast(list[tuple[int, int]], entry.sparse)
         for offset, length in sparse:
