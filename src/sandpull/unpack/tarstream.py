@@ -230,6 +230,8 @@ class TarReader:
             entry.name = ext.long_name
         if ext.long_link is not None:
             entry.linkname = ext.long_link
+        if entry.type == tarfile.DIRTYPE:
+            entry.name = entry.name.rstrip("/")
         if ext.pax is None:
             return
         pax = ext.pax
