@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from sandpull.content import LocalStore
-from sandpull.errors import InvalidArgument
+from sandpull.errors import InvalidArgument, SandpullError
 from sandpull.images.claims import Claims
 from sandpull.images.downloads import Download, Downloads
 from sandpull.images.layers import LayerJob, SnapshotFlights, apply_job
@@ -59,9 +59,8 @@ async def fetch_config(
 ) -> tuple[bytes, ImageConfig]:
     """The image config: from the store when an earlier pull committed it."""
     manifest = resolved.manifest
-    if store.has(manifest.config.digest):
-        data = store.read(manifest.config.digest, MAX_CONFIG_BYTES)
-    else:
+    data = _local_config(store, manifest.config)
+    if data is None:
         data = await registry.get_blob_bytes(ref, manifest.config, MAX_CONFIG_BYTES)
     config = ImageConfig.parse(data)
     if len(config.diff_ids) != len(manifest.layers):
@@ -70,6 +69,15 @@ async def fetch_config(
             f"has {len(config.diff_ids)} diff_ids"
         )
     return data, config
+
+
+def _local_config(store: LocalStore, descriptor: Descriptor) -> bytes | None:
+    """The config an earlier pull committed, unless it was damaged since."""
+    try:
+        data = store.read(descriptor.digest, MAX_CONFIG_BYTES)
+    except SandpullError:
+        return None
+    return data if descriptor.digest.matches(data) else None
 
 
 def layer_jobs(
