@@ -177,9 +177,9 @@ class Ingest:
         if self._ref_matches(ref_path):
             self._rehash()
         else:
+            # Not flushed: an ingest whose ref.json a crash lost starts over.
             self.data_path.unlink(missing_ok=True)
             ref_path.write_text(json.dumps(self.descriptor.to_json()))
-            fsync_dir(self.directory)
         self._file = open(self.data_path, "ab")  # noqa: SIM115 - kept open to write
 
     def _lock(self) -> None:

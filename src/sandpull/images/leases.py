@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+from collections.abc import Iterable
 
 from sandpull.images.db import now, transaction
 
@@ -25,10 +26,14 @@ class Leases:
         return lease
 
     def add(self, lease: str, kind: str, key: str) -> None:
+        self.add_all(lease, [(kind, key)])
+
+    def add_all(self, lease: str, resources: Iterable[tuple[str, str]]) -> None:
+        """Hold every ``(kind, key)`` in one transaction."""
         with transaction(self._db) as db:
-            db.execute(
+            db.executemany(
                 "INSERT OR IGNORE INTO lease_resources VALUES (?, ?, ?)",
-                (lease, kind, key),
+                [(lease, kind, key) for kind, key in resources],
             )
 
     def release(self, lease: str) -> None:

@@ -118,8 +118,7 @@ async def _pull_layers(
     lease: str,
     progress: ProgressCallback | None,
 ) -> Snapshot | None:
-    for job in jobs:
-        pipeline.leases.add(lease, "snapshot", str(job.chain_id))
+    pipeline.leases.add_all(lease, (("snapshot", str(job.chain_id)) for job in jobs))
     pending = _pending(pipeline.snapshots, jobs, progress)
     _drop_stale_ingests(pipeline, jobs, pending)
     downloads = await _start_downloads(pipeline, registry, ref, pending, progress)

@@ -148,9 +148,8 @@ class ImageService:
         jobs = layer_jobs(resolved.manifest.layers, config)
         lease = self.leases.create()
         try:
-            for descriptor, _ in resolved.documents:
-                self.leases.add(lease, "blob", str(descriptor.digest))
-            self.leases.add(lease, "blob", str(resolved.manifest.config.digest))
+            blobs = [d for d, _ in resolved.documents] + [resolved.manifest.config]
+            self.leases.add_all(lease, (("blob", str(d.digest)) for d in blobs))
             top = await pull_layers(
                 self._pipeline, registry, ref, jobs, lease, progress
             )
