@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -26,3 +27,24 @@ def test_a_pull_repairs_a_damaged_config_blob(
 
     assert again["image_id"] == pulled["image_id"]
     assert json.loads(cli.ok("check", "--json"))["problems"] == []
+
+
+def test_gc_keeps_the_snapshots_of_a_mounted_image_until_it_is_unmounted(
+    cli: Cli, image_catalogue: Catalogue, tmp_path: Path
+) -> None:
+    pushed = image_catalogue.push(cli.server, "zstd", repo="usecases/mounted")
+    cli.pull(pushed.ref)
+    target = tmp_path / "mnt"
+    target.mkdir()
+    cli.ok("mount", pushed.ref, str(target))
+    try:
+        cli.ok("rmi", pushed.ref)
+        kept = json.loads(cli.ok("gc", "--json"))
+        hostname = (target / "etc" / "hostname").read_text()
+    finally:
+        subprocess.run(["umount", str(target)], check=True)
+    freed = json.loads(cli.ok("gc", "--json"))
+
+    assert kept["snapshots_removed"] == 0
+    assert hostname == "sandpull-zstd\n"
+    assert freed["snapshots_removed"] == 2

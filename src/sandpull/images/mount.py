@@ -36,3 +36,32 @@ def mount_overlay(lowers: Sequence[Path], target: Path) -> None:
         raise from_os_error(
             f"mount overlay on {target}", OSError(errno, os.strerror(errno))
         )
+
+
+def mounted_lowers(mountinfo: Path = Path("/proc/self/mountinfo")) -> set[Path]:
+    """Lower directories of the overlay mounts this mount namespace has.
+
+    A snapshot listed here is in use (``sandpull mount``, a container's rootfs)
+    even when no image names it any more.
+    """
+    try:
+        lines = mountinfo.read_text().splitlines()
+    except OSError as exc:
+        raise from_os_error(f"read {mountinfo}", exc) from exc
+    lowers: set[Path] = set()
+    for line in lines:
+        _, _, after = line.partition(" - ")
+        fields = after.split(" ")
+        if len(fields) < 3 or fields[0] != "overlay":
+            continue
+        for option in fields[2].split(","):
+            if option.startswith("lowerdir="):
+                lowers.update(Path(_unescape(p)) for p in option[9:].split(":"))
+    return lowers
+
+
+def _unescape(field: str) -> str:
+    # mountinfo writes space, tab, newline and backslash as octal escapes.
+    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n")):
+        field = field.replace(code, char)
+    return field.replace("\\134", "\\")

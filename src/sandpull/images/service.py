@@ -39,7 +39,7 @@ from sandpull.images.model import (
     ProgressCallback,
     PulledImage,
 )
-from sandpull.images.mount import mount_overlay
+from sandpull.images.mount import mount_overlay, mounted_lowers
 from sandpull.images.pull import (
     ByteCounter,
     LayerPipeline,
@@ -317,10 +317,12 @@ class ImageService:
         self.leases.expire()
         before = self.fs_usage()
         live_snapshots = self._live_snapshots()
+        mounted = mounted_lowers()
         dead = [
             s
             for s in self.snapshots.committed()
             if str(s.chain_id) not in live_snapshots
+            and self.snapshots.fs(s.id) not in mounted
         ]
         for snapshot in reversed(dead):
             self.snapshots.delete(snapshot.id)
