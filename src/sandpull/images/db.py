@@ -94,10 +94,25 @@ _WRITE_LOCK = threading.Lock()
 
 
 @contextmanager
-def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction, taken up front so readers never block it midway."""
+def transaction(
+    db: sqlite3.Connection, *, durable: bool = True
+) -> Iterator[sqlite3.Connection]:
+    """One write transaction, taken up front so readers never block it midway.
+
+    ``durable=False`` skips the wait for the disk at commit: a crash may then
+    lose the transaction (never corrupt the database), which suits rows that
+    only matter while this process runs, such as leases and partial snapshots.
+    The next durable commit flushes it along with its own.
+    """
     with _WRITE_LOCK:
-        yield from _transaction(db)
+        if durable:
+            yield from _transaction(db)
+            return
+        db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            yield from _transaction(db)
+        finally:
+            db.execute("PRAGMA synchronous=FULL")
 
 
 def _transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:

@@ -1,10 +1,10 @@
 """Applying a pull's layers in order, each into a fresh snapshot.
 
-Layer ``i`` is applied once layers ``< i`` are committed (whiteouts need the
+Layer ``i`` is applied once layers ``< i`` are applied (whiteouts need the
 full lower stack), reading its blob from the ingest while the download is
-still running. A snapshot commits only after the blob digest and the
-``diff_id`` are verified. Concurrent pulls needing the same chain id share one
-application.
+still running. A snapshot is queued for its group commit only after the blob
+digest and the ``diff_id`` are verified. Concurrent pulls needing the same
+chain id share one application.
 """
 
 from __future__ import annotations
@@ -14,15 +14,19 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from sandpull.content import TailReader
 from sandpull.errors import VerificationError
+from sandpull.images.commits import Applied, SnapshotCommitter
 from sandpull.images.downloads import Download
 from sandpull.images.remote import ApplyLayer
-from sandpull.images.snapshots import PreparedSnapshot, Snapshot, Snapshots
+from sandpull.images.snapshots import PreparedSnapshot, Snapshots
 from sandpull.oci import Descriptor, Digest, mediatype
 
 log = logging.getLogger(__name__)
+
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -34,15 +38,13 @@ class LayerJob:
     parent: Digest | None
 
 
-class SnapshotFlights:
+class SnapshotFlights(Generic[_R]):
     """Single-flight by chain id: one application, any number of waiters."""
 
     def __init__(self) -> None:
-        self._flights: dict[Digest, asyncio.Future[Snapshot]] = {}
+        self._flights: dict[Digest, asyncio.Future[_R]] = {}
 
-    async def run(
-        self, chain_id: Digest, make: Callable[[], Awaitable[Snapshot]]
-    ) -> Snapshot:
+    async def run(self, chain_id: Digest, make: Callable[[], Awaitable[_R]]) -> _R:
         flight = self._flights.get(chain_id)
         if flight is not None:
             return await asyncio.shield(flight)
@@ -62,40 +64,42 @@ class SnapshotFlights:
 
 async def apply_job(
     snapshots: Snapshots,
+    committer: SnapshotCommitter,
     apply_layer: ApplyLayer,
     job: LayerJob,
     download: Download,
     settle: Callable[[], Awaitable[None]] | None = None,
-) -> Snapshot:
-    """Apply one layer into a new snapshot and commit it; clean up on failure.
+) -> Applied:
+    """Apply one layer into a new snapshot and queue its commit; clean up on failure.
 
     ``settle`` runs once the layer is applied and its blob verified, before the
-    snapshot is flushed: a caller done with the blob drops its ingest there, so
-    the flush does not write a file that is about to be deleted.
+    snapshot is queued: a caller done with the blob drops its ingest there, so
+    the group's flush does not write a file that is about to be deleted.
     """
     existing = snapshots.get(job.chain_id)
     if existing is not None:
-        return existing
-    lowers = (
-        [snapshots.fs(s.id) for s in snapshots.stack(job.parent)] if job.parent else []
-    )
+        return committer.done(existing)
+    waiting = committer.pending(job.chain_id)
+    if waiting is not None:
+        return waiting
+    lowers = snapshots.lower_dirs(job.parent) if job.parent else []
     prepared = snapshots.prepare(job.chain_id, job.parent)
     try:
         await _apply(apply_layer, job, download, prepared, lowers)
         await download.wait()
         if settle is not None:
             await settle()
-        snapshot = await asyncio.to_thread(snapshots.commit, prepared)
+        prepared = snapshots.applied(prepared)
     except BaseException:
         await asyncio.to_thread(snapshots.abort, prepared)
         raise
     log.debug(
-        "committed snapshot %d for layer %d (%s)",
-        snapshot.id,
+        "applied snapshot %d for layer %d (%s)",
+        prepared.id,
         job.index,
         job.chain_id.short,
     )
-    return snapshot
+    return committer.add(prepared)
 
 
 async def _apply(

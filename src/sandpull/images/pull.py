@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from sandpull.content import LocalStore
 from sandpull.errors import InvalidArgument, SandpullError
 from sandpull.images.claims import Claims
+from sandpull.images.commits import Applied, SnapshotCommitter
 from sandpull.images.downloads import Download, Downloads
 from sandpull.images.layers import LayerJob, SnapshotFlights, apply_job
 from sandpull.images.leases import Leases
@@ -48,7 +49,8 @@ class LayerPipeline:
     snapshots: Snapshots
     leases: Leases
     downloads: Downloads
-    flights: SnapshotFlights
+    flights: SnapshotFlights[Applied]
+    committer: SnapshotCommitter
     apply_layer: ApplyLayer
     keep_layers: bool = False
     claims: Claims | None = None
@@ -105,7 +107,7 @@ async def pull_layers(
     """
     if pipeline.claims is None:
         return await _pull_layers(pipeline, registry, ref, jobs, lease, progress)
-    missing = [j.chain_id for j in jobs if pipeline.snapshots.get(j.chain_id) is None]
+    missing = [j.chain_id for j in jobs if not _present(pipeline, j)]
     async with pipeline.claims.hold(missing):
         return await _pull_layers(pipeline, registry, ref, jobs, lease, progress)
 
@@ -119,10 +121,9 @@ async def _pull_layers(
     progress: ProgressCallback | None,
 ) -> Snapshot | None:
     pipeline.leases.add_all(lease, (("snapshot", str(job.chain_id)) for job in jobs))
-    pending = _pending(pipeline.snapshots, jobs, progress)
+    pending = _pending(pipeline, jobs, progress)
     _drop_stale_ingests(pipeline, jobs, pending)
     downloads = await _start_downloads(pipeline, registry, ref, pending, progress)
-    top = pipeline.snapshots.get(jobs[-1].chain_id) if jobs else None
     last_use = {job.descriptor.digest: job.index for job in pending}
 
     async def settle(job: LayerJob) -> None:
@@ -134,18 +135,7 @@ async def _pull_layers(
             )
 
     try:
-        for job in pending:
-            top = await pipeline.flights.run(
-                job.chain_id,
-                functools.partial(
-                    _apply_one,
-                    pipeline,
-                    job,
-                    downloads[job.descriptor.digest],
-                    progress,
-                    functools.partial(settle, job),
-                ),
-            )
+        applied = await _apply_pending(pipeline, pending, downloads, progress, settle)
     finally:
         await asyncio.gather(
             *(
@@ -153,15 +143,68 @@ async def _pull_layers(
                 for d in downloads.values()
             )
         )
+        # Commit what was applied even when the pull fails: a retry resumes.
+        await asyncio.shield(pipeline.committer.flush())
+    return await _committed_top(pipeline, jobs, applied)
+
+
+async def _apply_pending(
+    pipeline: LayerPipeline,
+    pending: list[LayerJob],
+    downloads: dict[Digest, Download],
+    progress: ProgressCallback | None,
+    settle: Callable[[LayerJob], Awaitable[None]],
+) -> dict[Digest, Applied]:
+    """Apply the pending layers in order; their commits are only queued."""
+    applied: dict[Digest, Applied] = {}
+    for job in pending:
+        applied[job.chain_id] = await pipeline.flights.run(
+            job.chain_id,
+            functools.partial(
+                _apply_one,
+                pipeline,
+                job,
+                downloads[job.descriptor.digest],
+                progress,
+                functools.partial(settle, job),
+            ),
+        )
+    return applied
+
+
+async def _committed_top(
+    pipeline: LayerPipeline, jobs: list[LayerJob], applied: dict[Digest, Applied]
+) -> Snapshot | None:
+    """Wait for every layer's commit (possibly another pull's); the top snapshot.
+
+    A failed commit raises its own error here.
+    """
+    top: Snapshot | None = None
+    for job in jobs:
+        waiting = applied.get(job.chain_id) or pipeline.committer.pending(job.chain_id)
+        if waiting is None:
+            top = pipeline.snapshots.require(job.chain_id)
+            continue
+        if not waiting.committed.done():
+            await pipeline.committer.flush()
+        top = await asyncio.shield(waiting.committed)
     return top
 
 
+def _present(pipeline: LayerPipeline, job: LayerJob) -> bool:
+    """Committed, or applied and waiting for its commit in this process."""
+    return (
+        pipeline.snapshots.get(job.chain_id) is not None
+        or pipeline.committer.pending(job.chain_id) is not None
+    )
+
+
 def _pending(
-    snapshots: Snapshots, jobs: list[LayerJob], progress: ProgressCallback | None
+    pipeline: LayerPipeline, jobs: list[LayerJob], progress: ProgressCallback | None
 ) -> list[LayerJob]:
-    """Jobs from the first layer whose snapshot is missing (parents are kept)."""
+    """Jobs from the first layer not present yet (parents are kept)."""
     for job in jobs:
-        if snapshots.get(job.chain_id) is None:
+        if not _present(pipeline, job):
             return jobs[job.index :]
         if progress:
             size = job.descriptor.size
@@ -224,7 +267,7 @@ async def _apply_one(
     download: Download,
     progress: ProgressCallback | None,
     settle: Callable[[], Awaitable[None]],
-) -> Snapshot:
+) -> Applied:
     size = job.descriptor.size
     if progress:
         progress(
@@ -232,12 +275,17 @@ async def _apply_one(
                 job.index, job.descriptor.digest, download.ingest.offset, size, "apply"
             )
         )
-    snapshot = await apply_job(
-        pipeline.snapshots, pipeline.apply_layer, job, download, settle
+    applied = await apply_job(
+        pipeline.snapshots,
+        pipeline.committer,
+        pipeline.apply_layer,
+        job,
+        download,
+        settle,
     )
     if progress:
         progress(LayerProgress(job.index, job.descriptor.digest, size, size, "done"))
-    return snapshot
+    return applied
 
 
 def log_pull(ref: Reference, digest: Digest, seconds: float, fetched: int) -> None:

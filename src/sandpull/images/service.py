@@ -28,6 +28,7 @@ from sandpull.errors import (
 )
 from sandpull.images import db as meta
 from sandpull.images.claims import Claims
+from sandpull.images.commits import SnapshotCommitter
 from sandpull.images.downloads import DEFAULT_CONCURRENCY, Downloads
 from sandpull.images.layers import SnapshotFlights
 from sandpull.images.leases import Leases
@@ -91,6 +92,7 @@ class ImageService:
             self.leases,
             Downloads(self.store, concurrency),
             SnapshotFlights(),
+            SnapshotCommitter(self.snapshots),
             apply_layer or _default_apply(),
             keep_layers,
             Claims(root / "claims"),

@@ -1,15 +1,18 @@
 """Snapshots: one unpacked layer per directory, ``<root>/snapshots/<id>/fs``.
 
-A snapshot is written into ``<id>.partial/fs``, flushed, renamed to ``<id>``, and
-only then marked committed in the database, so a committed row always names a
-complete directory. Start-up clean-up removes partial rows, ``*.partial``
-directories and directories that no committed row names.
+A snapshot is written into ``<id>.partial/fs`` and renamed to ``<id>`` once its
+layer is applied. Applied snapshots are committed in groups: one ``syncfs``
+flushes them all, then one transaction marks their rows committed, so a
+committed row always names a complete, durable directory (C42). Start-up
+clean-up removes partial rows, ``*.partial`` directories and directories that
+no committed row names (an applied snapshot a crash caught before its commit).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import ctypes
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -20,8 +23,7 @@ from pathlib import Path
 
 from isal import isal_zlib
 
-from sandpull.content.fsync import fsync_dir
-from sandpull.errors import NotFound, VerificationError
+from sandpull.errors import FailedPrecondition, NotFound, VerificationError
 from sandpull.images.db import now, transaction
 from sandpull.oci import Digest
 
@@ -53,6 +55,10 @@ class Snapshots:
         self.dir = root / "snapshots"
         self.dir.mkdir(parents=True, exist_ok=True)
         self._db = db
+        #: Snapshots this process prepared and has not committed or dropped yet.
+        self._active: dict[int, PreparedSnapshot] = {}
+        #: Applied (renamed) snapshots awaiting their group commit, by chain id.
+        self._applied: dict[Digest, PreparedSnapshot] = {}
 
     def fs(self, snapshot_id: int) -> Path:
         return self.dir / str(snapshot_id) / "fs"
@@ -80,6 +86,21 @@ class Snapshots:
             chain = snapshot.parent
         return out
 
+    def lower_dirs(self, top: Digest) -> list[Path]:
+        """The ``fs`` directories of ``top`` and its parents, nearest first.
+
+        Applied snapshots still waiting for their commit count: a layer is
+        applied over its parent as soon as the parent is applied.
+        """
+        out: list[Path] = []
+        chain: Digest | None = top
+        while chain is not None:
+            applied = self._applied.get(chain)
+            found = applied if applied is not None else self.require(chain)
+            out.append(self.fs(found.id))
+            chain = found.parent
+        return out
+
     def committed(self) -> list[Snapshot]:
         rows = self._db.execute(
             "SELECT * FROM snapshots WHERE status = 'committed' ORDER BY id"
@@ -87,8 +108,12 @@ class Snapshots:
         return [_snapshot(row) for row in rows]
 
     def prepare(self, chain_id: Digest, parent: Digest | None) -> PreparedSnapshot:
-        """Record a partial snapshot and create its empty ``fs`` directory."""
-        with transaction(self._db) as db:
+        """Record a partial snapshot and create its empty ``fs`` directory.
+
+        The row only reserves the id: losing it in a crash loses nothing, so
+        its transaction does not wait for the disk.
+        """
+        with transaction(self._db, durable=False) as db:
             cursor = db.execute(
                 "INSERT INTO snapshots (chain_id, parent, status, created) "
                 "VALUES (?, ?, 'partial', ?)",
@@ -96,27 +121,63 @@ class Snapshots:
             )
         snapshot_id = int(cursor.lastrowid or 0)
         fs = self.dir / f"{snapshot_id}.partial" / "fs"
+        prepared = PreparedSnapshot(snapshot_id, chain_id, parent, fs)
+        self._active[snapshot_id] = prepared
         fs.mkdir(parents=True)
-        return PreparedSnapshot(snapshot_id, chain_id, parent, fs)
+        return prepared
 
-    def commit(self, prepared: PreparedSnapshot) -> Snapshot:
-        """Flush, rename into place, then mark committed (the last step)."""
-        size, tree = _digest_while_flushing(prepared.fs)
-        final = self.dir / str(prepared.id)
-        os.rename(prepared.fs.parent, final)
-        fsync_dir(self.dir)
+    def applied(self, prepared: PreparedSnapshot) -> PreparedSnapshot:
+        """Rename a fully applied snapshot into place; :meth:`commit_all` next.
+
+        Nothing is flushed here: until its row is committed the directory is
+        an orphan that start-up clean-up would remove.
+        """
+        final = self.fs(prepared.id)
+        os.rename(prepared.fs.parent, final.parent)
+        renamed = dataclasses.replace(prepared, fs=final)
+        self._active[prepared.id] = renamed
+        self._applied[prepared.chain_id] = renamed
+        return renamed
+
+    def commit_all(
+        self, batch: list[PreparedSnapshot]
+    ) -> list[Snapshot | FailedPrecondition]:
+        """Flush applied snapshots with one ``syncfs``, then commit their rows in
+        one transaction; parents must come before their children in ``batch``.
+
+        A snapshot whose parent is not committed (its own commit failed) is
+        dropped and reported as a :class:`FailedPrecondition`. If the flush
+        fails, every snapshot of the batch is dropped and the error raised.
+        """
         try:
-            with transaction(self._db) as db:
-                db.execute(
-                    "UPDATE snapshots SET status = 'committed', size = ?, "
-                    "tree_digest = ? WHERE id = ?",
-                    (size, str(tree), prepared.id),
-                )
-        except sqlite3.IntegrityError:
+            digests = _digest_while_flushing(self.dir, [p.fs for p in batch])
+        except BaseException:
+            for prepared in batch:
+                self.delete(prepared.id)
+            raise
+        with transaction(self._db) as db:
+            results = [
+                _commit_row(db, prepared, size, tree)
+                for prepared, (size, tree) in zip(batch, digests, strict=True)
+            ]
+        return [self._settle(p, r) for p, r in zip(batch, results, strict=True)]
+
+    def _settle(
+        self, prepared: PreparedSnapshot, result: Snapshot | FailedPrecondition | None
+    ) -> Snapshot | FailedPrecondition:
+        if isinstance(result, Snapshot):
+            self._forget(prepared)
+            return result
+        self.delete(prepared.id)
+        if result is None:
             # Another process committed the same chain id first; keep theirs.
-            self.delete(prepared.id)
             return self.require(prepared.chain_id)
-        return Snapshot(prepared.id, prepared.chain_id, prepared.parent, size, tree)
+        return result
+
+    def _forget(self, prepared: PreparedSnapshot) -> None:
+        self._active.pop(prepared.id, None)
+        if self._applied.get(prepared.chain_id) == prepared:
+            del self._applied[prepared.chain_id]
 
     def abort(self, prepared: PreparedSnapshot) -> None:
         self.delete(prepared.id)
@@ -125,6 +186,9 @@ class Snapshots:
         """Drop the row first, then the directory (an orphan is cleaned later)."""
         with transaction(self._db) as db:
             db.execute("DELETE FROM snapshots WHERE id = ?", (snapshot_id,))
+        prepared = self._active.get(snapshot_id)
+        if prepared is not None:
+            self._forget(prepared)
         for name in (f"{snapshot_id}.partial", str(snapshot_id)):
             shutil.rmtree(self.dir / name, ignore_errors=True)
 
@@ -138,10 +202,20 @@ class Snapshots:
             )
 
     def clean(self) -> list[str]:
-        """Remove partial rows, partial and orphan directories; return their names."""
-        with transaction(self._db) as db:
-            db.execute("DELETE FROM snapshots WHERE status = 'partial'")
+        """Remove partial rows, partial and orphan directories; return their names.
+
+        What this process is still writing or committing is left alone.
+        """
+        active = sorted(self._active)
+        with transaction(self._db, durable=False) as db:
+            db.execute(
+                "DELETE FROM snapshots WHERE status = 'partial' AND id NOT IN "
+                f"({', '.join('?' * len(active))})",
+                active,
+            )
         known = {str(s.id) for s in self.committed()}
+        known.update(str(i) for i in active)
+        known.update(f"{i}.partial" for i in active)
         removed = [p.name for p in self.dir.iterdir() if p.name not in known]
         for name in removed:
             shutil.rmtree(self.dir / name, ignore_errors=True)
@@ -224,14 +298,49 @@ def _xattrs(path: str) -> bytes:
     return out
 
 
-def _digest_while_flushing(root: Path) -> tuple[int, Digest]:
-    """``tree_digest(root)`` while the file system is flushed in another thread:
-    one reads the snapshot's pages, the other waits for the disk."""
+def _commit_row(
+    db: sqlite3.Connection, prepared: PreparedSnapshot, size: int, tree: Digest
+) -> Snapshot | FailedPrecondition | None:
+    """Mark one row committed; ``None`` when another process won its chain id."""
+    if prepared.parent is not None and not _is_committed(db, prepared.parent):
+        return FailedPrecondition(
+            f"commit snapshot {prepared.id} ({prepared.chain_id.short}): parent "
+            f"{prepared.parent.short} is not committed"
+        )
+    try:
+        cursor = db.execute(
+            "UPDATE snapshots SET status = 'committed', size = ?, tree_digest = ? "
+            "WHERE id = ? AND status = 'partial'",
+            (size, str(tree), prepared.id),
+        )
+    except sqlite3.IntegrityError:
+        return None
+    if cursor.rowcount != 1:
+        return FailedPrecondition(
+            f"commit snapshot {prepared.id} ({prepared.chain_id.short}): its "
+            "partial row is gone"
+        )
+    return Snapshot(prepared.id, prepared.chain_id, prepared.parent, size, tree)
+
+
+def _is_committed(db: sqlite3.Connection, chain_id: Digest) -> bool:
+    row = db.execute(
+        "SELECT 1 FROM snapshots WHERE chain_id = ? AND status = 'committed'",
+        (str(chain_id),),
+    ).fetchone()
+    return row is not None
+
+
+def _digest_while_flushing(
+    directory: Path, roots: list[Path]
+) -> list[tuple[int, Digest]]:
+    """``tree_digest`` of each root while the file system is flushed in another
+    thread: one reads the snapshots' pages, the other waits for the disk."""
     with concurrent.futures.ThreadPoolExecutor(1, "syncfs") as flusher:
-        flushed = flusher.submit(_syncfs, root)
-        digest = tree_digest(root)
+        flushed = flusher.submit(_syncfs, directory)
+        digests = [tree_digest(root) for root in roots]
         flushed.result()
-    return digest
+    return digests
 
 
 def _syncfs(path: Path) -> None:
