@@ -12,25 +12,30 @@ prints one ``error: ...`` line and exits 125, a code a container rarely uses.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from sandpull.api import agent_pb2 as pb
 from sandpull.cli.main import app
 from sandpull.errors import FailedPrecondition, SandpullError
 from sandpull.oci import Platform, Reference
 
 if TYPE_CHECKING:
     from sandpull.agent import AgentClient
+    from sandpull.api import agent_pb2 as pb
+
+# The agent's protobuf messages are imported inside the functions that build
+# them: registering these commands must not cost a host pull that import.
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,8 @@ _T = TypeVar("_T")
 
 #: Exit code of ``run`` when sandpull, not the container, failed.
 RUN_FAILED = 125
+
+_FORWARDED = (signal.SIGINT, signal.SIGTERM)
 #: Seconds between two reads of a running container's logs.
 LOG_POLL = 0.1
 #: A pull may take long; other calls answer at once.
@@ -110,6 +117,8 @@ def agent_for(sandbox: str, timeout: float = CALL_TIMEOUT) -> AgentClient:
 async def pull(request: SandboxPull) -> SandboxPulled:
     """PullImage in the sandbox; credentials go to that sandbox's agent only."""
     ref = Reference.parse(request.reference)
+    from sandpull.api import agent_pb2 as pb
+
     platform = _platform(request.platform)
     auth = None
     if request.username is not None:
@@ -153,16 +162,49 @@ async def run_container(
         await agent.create_container(container_id, reference, args=request.args)
         try:
             await agent.start_container(container_id)
-            return await _follow(agent, container_id, stdout, stderr)
+            with _forward_signals(agent, container_id):
+                return await _follow(agent, container_id, stdout, stderr)
         finally:
             if request.remove:
                 await agent.remove_container(container_id, force=True)
+
+
+@contextlib.contextmanager
+def _forward_signals(agent: AgentClient, container_id: str) -> Iterator[None]:
+    """Pass SIGINT and SIGTERM on to the container, as ``docker run`` does.
+
+    The run goes on until the container exits. A process that ignores the
+    signal (a shell as pid 1 without a trap does) gets SIGKILL at the second.
+    """
+    loop = asyncio.get_running_loop()
+    sent: list[asyncio.Task[None]] = []
+
+    def forward(signum: int) -> None:
+        signal_to_send = signal.SIGKILL if sent else signum
+        sent.append(loop.create_task(_send(agent, container_id, signal_to_send)))
+
+    for signum in _FORWARDED:
+        loop.add_signal_handler(signum, forward, signum)
+    try:
+        yield
+    finally:
+        for signum in _FORWARDED:
+            loop.remove_signal_handler(signum)
+
+
+async def _send(agent: AgentClient, container_id: str, signum: int) -> None:
+    try:
+        await agent.signal_container(container_id, signum)
+    except SandpullError as exc:
+        log.debug("signal container %s: %s", container_id, exc)
 
 
 async def _follow(
     agent: AgentClient, container_id: str, stdout: IO[bytes], stderr: IO[bytes]
 ) -> int:
     """Copy both logs until the process has exited and both are read to the end."""
+    from sandpull.api import agent_pb2 as pb
+
     waiting = asyncio.ensure_future(agent.wait_container(container_id))
     offsets = {pb.STDOUT: 0, pb.STDERR: 0}
     sinks = {pb.STDOUT: stdout, pb.STDERR: stderr}
@@ -188,6 +230,8 @@ async def _follow(
 def _platform(text: str | None) -> pb.Platform | None:
     if text is None:
         return None
+    from sandpull.api import agent_pb2 as pb
+
     platform = Platform.parse(text)
     return pb.Platform(
         os=platform.os, architecture=platform.architecture, variant=platform.variant
