@@ -78,11 +78,13 @@ def connect(path: Path) -> sqlite3.Connection:
     try:
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA busy_timeout=30000")
+        # A schema lost in a crash is simply created again: no wait for the disk.
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA foreign_keys=ON")
         db.executescript(SCHEMA)
+        db.execute("PRAGMA synchronous=FULL")
     except sqlite3.Error as exc:
         raise FailedPrecondition(f"open image database {path}: {exc}") from exc
     return db
