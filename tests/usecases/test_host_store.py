@@ -48,3 +48,15 @@ def test_gc_keeps_the_snapshots_of_a_mounted_image_until_it_is_unmounted(
     assert kept["snapshots_removed"] == 0
     assert hostname == "sandpull-zstd\n"
     assert freed["snapshots_removed"] == 2
+
+
+def test_images_prints_whole_names_when_piped(
+    cli: Cli, image_catalogue: Catalogue
+) -> None:
+    repo = "usecases/" + "a-repository-name-longer-than-a-terminal-line" * 2
+    pushed = image_catalogue.push(cli.server, "small", repo=repo)
+    cli.pull(pushed.ref)
+
+    listed = cli.ok("images")
+
+    assert pushed.ref in listed.split()

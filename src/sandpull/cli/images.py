@@ -106,15 +106,16 @@ def images_command(
     if as_json:
         _echo_json([_record_json(r) for r in records])
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from sandpull.cli.tables import print_table
 
     table = Table("NAME", "IMAGE ID", "PLATFORM", "SIZE", box=None)
     for record in records:
         table.add_row(
             record.name, record.image_id.short, str(record.platform), _size(record.size)
         )
-    Console().print(table)
+    print_table(table)
 
 
 @app.command("inspect")

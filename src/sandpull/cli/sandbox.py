@@ -108,14 +108,15 @@ def sandbox_list(
     if as_json:
         _echo_json(sandboxes)
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from sandpull.cli.tables import print_table
 
     table = Table("NAME", "ALIVE", "NETWORK", "ADDRESS", "AGENT PID")
     for s in sandboxes:
         row = (s["name"], "yes" if s["alive"] else "no", s["network"], s["address"])
         table.add_row(*(str(v or "-") for v in (*row, s["agent_pid"])))
-    Console().print(table)
+    print_table(table)
 
 
 @sandbox_app.command("inspect")
@@ -159,13 +160,14 @@ def network_list(
     if as_json:
         _echo_json(networks)
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from sandpull.cli.tables import print_table
 
     table = Table("NAME", "SUBNET", "GATEWAY", "SANDBOXES")
     for n in networks:
         table.add_row(*(str(n[k]) for k in ("name", "subnet", "gateway", "sandboxes")))
-    Console().print(table)
+    print_table(table)
 
 
 @network_app.command("rm")

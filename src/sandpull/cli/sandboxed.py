@@ -257,15 +257,16 @@ def images_command(sandbox: str, as_json: bool) -> None:
     if as_json:
         _echo_json([_image_json(image) for image in images])
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from sandpull.cli.tables import print_table
 
     table = Table("NAME", "IMAGE ID", "PLATFORM", "SIZE", box=None)
     for image in images:
         row = _image_json(image)
         for name in row["repo_tags"] or ["<none>"]:
             table.add_row(name, row["id"][7:19], row["platform"], _size(image.size))
-    Console().print(table)
+    print_table(table)
 
 
 @app.command(
@@ -300,8 +301,9 @@ def stats_command(sandbox: SandboxOption, as_json: JsonOption = False) -> None:
     if as_json:
         _echo_json(data)
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from sandpull.cli.tables import print_table
 
     table = Table("REGISTRY", "IMAGE", "BYTES", box=None)
     for row in data["images"]:
@@ -309,7 +311,7 @@ def stats_command(sandbox: SandboxOption, as_json: JsonOption = False) -> None:
     for registry, total in data["registries"].items():
         table.add_row(registry, "(all)", str(total))
     table.add_row("(all)", "(all)", str(data["total_bytes"]))
-    Console().print(table)
+    print_table(table)
 
 
 def run_cli(
