@@ -60,3 +60,13 @@ def test_images_prints_whole_names_when_piped(
     listed = cli.ok("images")
 
     assert pushed.ref in listed.split()
+
+
+def test_a_pull_by_digest_logs_the_digest_once(
+    cli: Cli, image_catalogue: Catalogue
+) -> None:
+    pushed = image_catalogue.push(cli.server, "small", repo="usecases/by-digest")
+
+    result = cli.run(*cli.pull_args(pushed.ref_by_digest))
+
+    assert f"pulled {pushed.ref_by_digest} in " in result.stderr

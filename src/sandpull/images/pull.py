@@ -289,9 +289,9 @@ async def _apply_one(
 
 
 def log_pull(ref: Reference, digest: Digest, seconds: float, fetched: int) -> None:
-    log.info(
-        "pulled %s@%s in %.1fs, %.1f MB fetched", ref, digest, seconds, fetched / 1e6
-    )
+    # A reference by digest already names what it resolved to.
+    pulled = str(ref) if ref.digest is not None else f"{ref}@{digest}"
+    log.info("pulled %s in %.1fs, %.1f MB fetched", pulled, seconds, fetched / 1e6)
 
 
 def elapsed(started: float) -> float:
