@@ -14,6 +14,7 @@ from sandpull.errors import InvalidArgument, VerificationError
 from sandpull.oci import Descriptor
 from sandpull.registry.transport import (
     Call,
+    ProgressDeadline,
     Retryable,
     RetryPolicy,
     connection_error,
@@ -36,8 +37,10 @@ class BlobStream:
 
     Yields exactly ``desc.size - offset`` bytes or raises: a longer body is a
     :class:`VerificationError`; a dropped connection or a short body is resumed from
-    the last byte yielded, up to the retry policy's attempts. The digest is not
-    checked here: the caller hashes what it receives.
+    the last byte yielded, up to the retry policy's attempts; a body that trickles
+    slower than the progress deadline allows (``progress_timeout``) raises
+    :class:`DeadlineExceeded`. The digest is not checked here: the caller hashes
+    what it receives.
     """
 
     def __init__(
@@ -47,6 +50,7 @@ class BlobStream:
         opener: Opener,
         count: Counter,
         retry: RetryPolicy,
+        progress_timeout: float = 60.0,
     ) -> None:
         if not 0 <= offset <= desc.size:
             raise InvalidArgument(
@@ -57,6 +61,7 @@ class BlobStream:
         self._open = opener
         self._count = count
         self._retry = retry
+        self._progress_timeout = progress_timeout
         self._response: aiohttp.ClientResponse | None = None
         self._call: Call | None = None
         self._skip = 0
@@ -104,9 +109,11 @@ class BlobStream:
     async def _body(self) -> AsyncIterator[bytes]:
         assert self._response is not None and self._call is not None
         call, response, skip = self._call, self._response, self._skip
+        deadline = ProgressDeadline(self._progress_timeout)
         try:
             async for chunk in response.content.iter_chunked(CHUNK_SIZE):
                 self._count(call, len(chunk))
+                deadline.add(call, len(chunk))
                 if skip:
                     chunk, skip = chunk[skip:], max(0, skip - len(chunk))
                     self._skip = skip
@@ -125,19 +132,23 @@ class BlobStream:
     def _check_length(self, n: int) -> None:
         if self.position + n > self.desc.size:
             raise VerificationError(
-                f"read blob {self.desc.digest}: body longer than its size "
-                f"{self.desc.size}"
+                f"read blob {self.desc.digest}{self._where}: body longer than its "
+                f"size {self.desc.size}"
             )
 
     def _short_message(self) -> str:
         return (
-            f"read blob {self.desc.digest}: body ended at byte {self.position}, "
-            f"want {self.desc.size}"
+            f"read blob {self.desc.digest}{self._where}: body ended at byte "
+            f"{self.position}, want {self.desc.size}"
         )
+
+    @property
+    def _where(self) -> str:
+        return f" from {self._call.where}" if self._call is not None else ""
 
     async def _reopen(self) -> None:
         self._call, response = await self._open(self.position)
-        self._skip = _bytes_to_skip(self.desc, self.position, response)
+        self._skip = _bytes_to_skip(self._call, self.desc, self.position, response)
         self._response = response
 
     def _release(self) -> None:
@@ -147,7 +158,7 @@ class BlobStream:
 
 
 def _bytes_to_skip(
-    desc: Descriptor, position: int, response: aiohttp.ClientResponse
+    call: Call, desc: Descriptor, position: int, response: aiohttp.ClientResponse
 ) -> int:
     """How many leading body bytes were already yielded (a 200 restarts at zero)."""
     if response.status == 200:
@@ -157,7 +168,11 @@ def _bytes_to_skip(
     if not 0 <= start <= position:
         response.release()
         raise VerificationError(
-            f"read blob {desc.digest}: asked for bytes from {position}, got "
-            f"Content-Range {response.headers.get('Content-Range', '')[:60]!r}"
+            f"read blob {desc.digest} from {call.where}: asked for bytes from "
+            f"{position}, got Content-Range {_content_range(response)!r}"
         )
     return position - start
+
+
+def _content_range(response: aiohttp.ClientResponse) -> str:
+    return response.headers.get("Content-Range", "")[:60]

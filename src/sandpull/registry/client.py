@@ -174,7 +174,12 @@ class RegistryClient:
             return await self._on_endpoints(ref, attempt)
 
         return BlobStream(
-            desc, offset, opener, self._transport.count, self._transport.retry
+            desc,
+            offset,
+            opener,
+            self._transport.count,
+            self._transport.retry,
+            self._transport.progress_timeout,
         )
 
     # --- one request: endpoints, retries, auth --------------------------------------

@@ -14,6 +14,7 @@ import ipaddress
 import json
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 DEFAULT_CERTS_DIR = Path("/etc/sandpull/certs.d")
 ERROR_BODY_LIMIT = 64 * 1024
 MAX_REDIRECTS = 5
+#: A body that delivers fewer bytes than this in one progress period has stalled.
+MIN_PROGRESS_BYTES = 4096
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: How much of a response body aiohttp buffers before it stops reading the socket;
@@ -85,6 +88,34 @@ class Call:
         return f"{self.endpoint.host}/{self.endpoint.repository}"
 
 
+class ProgressDeadline:
+    """The pull's progress deadline for one body.
+
+    A silent connection is caught by the socket read timeout; this catches the
+    other stall, a trickle: fewer than :data:`MIN_PROGRESS_BYTES` in a whole
+    ``period``. The check runs as bytes arrive, so it costs nothing while idle.
+    """
+
+    def __init__(self, period: float) -> None:
+        self.period = period
+        self._window_start = time.monotonic()
+        self._window_bytes = 0
+
+    def add(self, call: Call, n: int) -> None:
+        """Count ``n`` bytes; raise :class:`DeadlineExceeded` at a stall."""
+        self._window_bytes += n
+        now = time.monotonic()
+        if now - self._window_start < self.period:
+            return
+        if self._window_bytes < MIN_PROGRESS_BYTES:
+            raise DeadlineExceeded(
+                f"{call.action} from {call.where}: progress deadline: "
+                f"{self._window_bytes} bytes in {now - self._window_start:.0f}s, "
+                f"want at least {MIN_PROGRESS_BYTES}"
+            )
+        self._window_start, self._window_bytes = now, 0
+
+
 class Retryable(Exception):
     """A failure worth another try (connection dropped, 429, 5xx)."""
 
@@ -109,7 +140,7 @@ class Transport:
         self._certs_dir = certs_dir or DEFAULT_CERTS_DIR
         self._insecure_hosts = insecure_hosts
         self._on_bytes = on_bytes
-        self._progress_timeout = progress_timeout
+        self.progress_timeout = progress_timeout
         self.retry = retry
         self._session: aiohttp.ClientSession | None = None
         self._ssl: dict[str, ssl.SSLContext] = {}
@@ -151,9 +182,11 @@ class Transport:
         """The whole body, at most ``limit`` bytes (more is an error), counted."""
         chunks: list[bytes] = []
         total = 0
+        deadline = ProgressDeadline(self.progress_timeout)
         try:
             async for chunk in response.content.iter_any():
                 self.count(call, len(chunk))
+                deadline.add(call, len(chunk))
                 total += len(chunk)
                 if total > limit:
                     raise InvalidArgument(
@@ -238,7 +271,7 @@ class Transport:
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             timeout = aiohttp.ClientTimeout(
-                total=None, sock_connect=30.0, sock_read=self._progress_timeout
+                total=None, sock_connect=30.0, sock_read=self.progress_timeout
             )
             self._session = aiohttp.ClientSession(
                 timeout=timeout,
