@@ -77,7 +77,7 @@ class Seen:
     method: str
     path: str
     range: str | None
-    authorization: bool
+    authorization: str | None
 
 
 @dataclass
@@ -123,7 +123,7 @@ class FaultProxy:
                 request.method,
                 request.path,
                 request.headers.get("Range"),
-                "Authorization" in request.headers,
+                request.headers.get("Authorization"),
             )
         )
         upstream = await self.fetch(request)
@@ -319,6 +319,18 @@ def replace_body(body: bytes, media_type: str) -> Fault:
     ) -> web.StreamResponse:
         headers = {"Content-Type": media_type}
         return await proxy.answer(request, upstream, body, 200, headers)
+
+    return fault
+
+
+def hold(released: asyncio.Event) -> Fault:
+    """Keep the client waiting until the test sets ``released``, then answer."""
+
+    async def fault(
+        proxy: FaultProxy, request: web.Request, upstream: Upstream
+    ) -> web.StreamResponse:
+        await released.wait()
+        return await proxy.answer(request, upstream)
 
     return fault
 
