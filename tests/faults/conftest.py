@@ -24,7 +24,10 @@ from sandpull.registry import (
     RetryPolicy,
 )
 from tests.faults.proxy import FaultProxy, Rule
+from tests.registry.fault_server import fault_server
 from tests.support.registry_server import RegistryServer
+
+__all__ = ["fault_server", "open_store", "start_proxy"]
 
 FAST_RETRY = RetryPolicy(attempts=4, initial_delay=0.01, max_delay=0.05)
 PROGRESS_TIMEOUT = 2.0
