@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 from pathlib import Path
 
@@ -117,3 +118,15 @@ def test_a_transaction_that_need_not_be_durable_restores_full_sync(
         during = tx.execute("PRAGMA synchronous").fetchone()[0]
 
     assert (during, db.execute("PRAGMA synchronous").fetchone()[0]) == (1, 2)
+
+
+def test_one_store_pulls_under_two_event_loops_in_turn(
+    fake_service: ImageService, registry_data: FakeRegistryData
+) -> None:
+    registry_data.add("1", build_image([BASE]))
+    registry_data.add("2", build_image([BASE, TOP]))
+
+    asyncio.run(fake_service.pull(REF, AMD64))
+    asyncio.run(fake_service.pull("registry.test/app:2", AMD64))
+
+    assert len(fake_service.snapshots.committed()) == 2

@@ -70,7 +70,7 @@ class SnapshotCommitter:
         Failures reach each snapshot's ``committed`` future, not the caller.
         """
         self._start_group()
-        if self._last is not None:
+        if self._last is not None and not self._last.done():
             await asyncio.wait([self._last])
 
     def _start_group(self) -> None:
@@ -87,7 +87,7 @@ class SnapshotCommitter:
         group: list[tuple[PreparedSnapshot, asyncio.Future[Snapshot]]],
         previous: asyncio.Task[None] | None,
     ) -> None:
-        if previous is not None:
+        if previous is not None and not previous.done():
             await asyncio.wait([previous])
         batch = [prepared for prepared, _ in group]
         try:
