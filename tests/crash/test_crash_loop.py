@@ -1,13 +1,14 @@
 """A loop of ``sandpull pull`` of the large Debian image, each killed with SIGKILL.
 
-Each iteration starts from an empty store (``rmi`` and ``gc`` of the last one),
+Each iteration starts from an empty store,
 kills the pull after a random delay drawn across a whole pull's duration, reads
 from the store which phase it hit (download, apply, commit), then restarts and
 completes the pull. After every restart:
 
-- the image's snapshots have the same tree digests as a clean pull's, and
-  ``check`` (which recomputes them from disk) is clean; the clean pull's merged
-  tree equals umoci's rootfs, so every iteration's does too;
+- the image's snapshots have the same tree digests as a clean pull's (computed
+  from disk at commit), and every fifth time ``check`` recomputes them and finds
+  nothing wrong; the clean pull's merged tree equals umoci's rootfs, so every
+  iteration's does too, and the last one's is compared again;
 - no ``*.partial`` snapshot and no ingest is left;
 - the restart fetched at most what was not already on disk: over the whole loop,
   blobs completed before a kill were not fetched again.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -45,11 +47,16 @@ pytestmark = [pytest.mark.registry, pytest.mark.root]
 PHASES = ("download", "apply", "commit")
 
 
-def _state(root: Path) -> tuple[bool, bool, bool]:
-    """Whether the store holds an ingest, a snapshot being applied, and anything
-    committed (a snapshot row or directory, or an image record)."""
+def _state(root: Path, image: Image) -> tuple[bool, bool, bool]:
+    """Whether a layer is still downloading (its ingest holds part of it), a
+    snapshot is being applied, and anything is committed (a snapshot row or
+    directory, or an image record)."""
     snapshots = root / "snapshots"
-    ingesting = any(p.stat().st_size > 0 for p in root.glob("ingest/*/data"))
+    sizes = {f"sha256-{x.digest.hex}": x.size for x in image.layers}
+    partial_ingest = any(
+        0 < p.stat().st_size < sizes.get(p.parent.name, 0)
+        for p in root.glob("ingest/*/data")
+    )
     applying = any(snapshots.glob("*.partial"))
     committed = any(p.name.isdigit() for p in snapshots.glob("*"))
     if (root / "meta.db").exists():
@@ -59,30 +66,37 @@ def _state(root: Path) -> tuple[bool, bool, bool]:
                 "snapshots WHERE status = 'committed')"
             ).fetchone()[0]
         committed = committed or rows > 0
-    return ingesting, applying, committed
+    return partial_ingest, applying, committed
 
 
-def phase_of(root: Path) -> str:
-    """Which phase a kill hit, from what the store holds afterwards."""
-    _, applying, committed = _state(root)
+def phase_of(root: Path, image: Image) -> str:
+    """Which phase a kill hit, from what the store holds afterwards.
+
+    Layers are applied while they download, so "download" means a blob was
+    still arriving, "apply" that every blob had arrived and a snapshot was
+    being written, "commit" that snapshots or the image were being committed.
+    """
+    downloading, applying, committed = _state(root, image)
     if committed:
         return "commit"
-    if applying:
-        return "apply"
-    return "download"
+    if downloading:
+        return "download"
+    return "apply" if applying else "resolve"
 
 
-def _watch_for(phase: str) -> Callable[[Path], bool]:
+def _watch_for(phase: str, image: Image) -> Callable[[Path], bool]:
     def reached(root: Path) -> bool:
-        ingesting, applying, committed = _state(root)
-        return {"download": ingesting, "apply": applying, "commit": committed}[phase]
+        downloading, applying, committed = _state(root, image)
+        if phase == "apply":
+            return applying and not downloading
+        return {"download": downloading, "commit": committed}[phase]
 
     return reached
 
 
-def _kill_after(cli: Cli, ref: str, delay: float | None, watch: object) -> bool:
-    """Start a pull, SIGKILL it after ``delay`` or when ``watch`` says; True if
-    it was killed before it finished."""
+def _kill_after(cli: Cli, ref: str, delay: float | None, watch: object) -> float | None:
+    """Start a pull, SIGKILL it after ``delay`` or when ``watch`` says; None if
+    it was killed, else how long the pull took to finish on its own."""
     process = subprocess.Popen(
         cli.command(*cli.pull_args(ref)),
         stdout=subprocess.DEVNULL,
@@ -95,9 +109,9 @@ def _kill_after(cli: Cli, ref: str, delay: float | None, watch: object) -> bool:
             if due or (callable(watch) and cli.root.exists() and watch(cli.root)):
                 process.send_signal(signal.SIGKILL)
                 process.wait()
-                return True
+                return None
             time.sleep(0.005)
-        return False
+        return time.monotonic() - started
     finally:
         if process.poll() is None:
             process.kill()
@@ -106,6 +120,8 @@ def _kill_after(cli: Cli, ref: str, delay: float | None, watch: object) -> bool:
 
 def _left_on_disk(root: Path, image: Image) -> int:
     """Layer blob bytes a restart need not fetch: committed snapshots, ingests."""
+    if not (root / "meta.db").exists():
+        return 0
     with sqlite3.connect(root / "meta.db") as db:
         committed = {
             row[0]
@@ -171,11 +187,17 @@ def test_killed_pulls_restart_to_the_right_image_without_refetching(
 ) -> None:
     image, where = large
     total = sum(x.size for x in image.layers)
+    # The clean pull is mounted in a store of its own: a mounted image's
+    # snapshots are kept through gc, and the loop's store must start empty.
+    clean = Cli(tmp_path / "clean", registry_plain, tmp_path / "clean-work")
+    clean.work.mkdir()
+    clean.pull(where.ref)
+    reference = umoci_rootfs(registry_plain, "crash/large:v1")
+    assert compare_trees(tree_snapshot(reference), _merged_tree(clean, where.ref)) == []
+    want_trees = _tree_digests(clean.root)
     cli = Cli(tmp_path / "store", registry_plain, tmp_path)
     full_pull = _timed_pull(cli, where.ref)[1]
-    reference = umoci_rootfs(registry_plain, "crash/large:v1")
-    assert compare_trees(tree_snapshot(reference), _merged_tree(cli, where.ref)) == []
-    want_trees = _tree_digests(cli.root)
+    assert _tree_digests(cli.root) == want_trees
 
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
@@ -183,18 +205,20 @@ def test_killed_pulls_restart_to_the_right_image_without_refetching(
     hit: Counter[str] = Counter()
     refetched = skipped = 0
     for i in range(iterations):
-        cli.ok("rmi", where.ref)
-        cli.ok("gc")
+        # A fresh store each time: a killed pull's lease rightly keeps what it
+        # fetched through gc until the lease expires.
+        shutil.rmtree(cli.root)
+        cli = Cli(tmp_path / f"store{i}", registry_plain, tmp_path)
         missing = [p for p in PHASES if not hit[p]]
         aimed = missing[0] if iterations - i <= len(missing) else None
-        delay = None if aimed else rng.uniform(0.05, 0.8 * full_pull)
-        watch = _watch_for(aimed) if aimed else None
-        killed = _kill_after(cli, where.ref, delay, watch)
-        phase = phase_of(cli.root) if killed else "finished"
+        delay = None if aimed else rng.uniform(0.15 * full_pull, 0.9 * full_pull)
+        watch = _watch_for(aimed, image) if aimed else None
+        finished = _kill_after(cli, where.ref, delay, watch)
+        phase = phase_of(cli.root, image) if finished is None else "finished"
         hit[phase] += 1
         left = _left_on_disk(cli.root, image)
 
-        pulled, seconds = _timed_pull(cli, where.ref)
+        pulled = cli.pull(where.ref)
 
         context = f"seed {seed}, iteration {i}, phase {phase}, delay {delay}"
         assert pulled["image_id"] == str(image.config_digest), context
@@ -202,11 +226,12 @@ def test_killed_pulls_restart_to_the_right_image_without_refetching(
         assert _tree_digests(cli.root) == want_trees, context
         assert list((cli.root / "snapshots").glob("*.partial")) == [], context
         assert list((cli.root / "ingest").iterdir()) == [], context
-        assert "problem" not in cli.ok("check"), context
+        if i % 5 == 4:  # check re-hashes every snapshot; the digests above suffice
+            assert "problem" not in cli.ok("check"), context
         refetched += pulled["bytes_fetched"]
         skipped += left
-        if phase == "download" or (phase == "finished" and not left):
-            full_pull = min(full_pull, seconds)
+        if finished is not None:
+            full_pull = min(full_pull, finished)
 
     print(f"crash loop: {iterations} iterations, phases {dict(hit)}, seed {seed}")
     assert all(hit[p] for p in PHASES), f"phases hit: {dict(hit)}"
