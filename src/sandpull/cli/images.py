@@ -141,7 +141,7 @@ def inspect_command(reference: str, root: RootOption = None) -> None:
 
 @app.command("rmi")
 def rmi_command(reference: str, root: RootOption = None) -> None:
-    """Remove an image's name; ``gc`` frees its data."""
+    """Remove an image's name; 'gc' frees its data."""
     record = _with_store(root, lambda s: s.remove(reference))
     typer.echo(f"removed {record.name}")
 

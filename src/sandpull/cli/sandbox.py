@@ -180,7 +180,7 @@ def network_rm(name: str) -> None:
     "exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
 )
 def network_exec(ctx: typer.Context, name: str) -> None:
-    """Run a command inside a tenant network: ``network exec NET -- CMD...``."""
+    """Run a command inside a tenant network: 'network exec NET -- CMD...'."""
     if not ctx.args:
         typer.echo("error: network exec: want a command after --", err=True)
         raise typer.Exit(2)

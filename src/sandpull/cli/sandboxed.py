@@ -280,7 +280,7 @@ def run_command(
         bool, typer.Option("--rm", help="remove the container when it exits")
     ] = False,
 ) -> None:
-    """Run a container from REF in a sandbox: ``run --sandbox S REF -- CMD ...``.
+    """Run a container from REF in a sandbox: 'run --sandbox S REF -- CMD ...'.
 
     Pulls REF into the sandbox first if it is missing, prints the container's
     output and exits with its exit code.
