@@ -15,7 +15,8 @@ completes the pull. After every restart:
 
 Delays are random (seeded, the seed is in the failure message); iterations the
 random delays do not bring to a phase are aimed at it by watching the store, so
-every phase is hit. Default: 30 iterations; ``--long``: 100.
+every phase is hit. Default: 12 iterations (about three minutes on two busy
+cores); ``--long`` adds a run of 100. ``SANDPULL_CRASH_ITERATIONS`` overrides both.
 """
 
 from __future__ import annotations
@@ -165,9 +166,10 @@ def _timed_pull(cli: Cli, ref: str) -> tuple[dict[str, object], float]:
     return pulled, time.monotonic() - started
 
 
-def _iterations(request: pytest.FixtureRequest) -> int:
-    default = 100 if request.config.getoption("--long") else 30
-    return int(os.environ.get("SANDPULL_CRASH_ITERATIONS", default))
+LOOPS: list[object] = [
+    pytest.param(12, id="twelve killed pulls"),
+    pytest.param(100, id="a hundred killed pulls", marks=pytest.mark.slow),
+]
 
 
 @pytest.fixture(scope="module")
@@ -178,8 +180,9 @@ def large(registry_plain: RegistryServer) -> tuple[Image, Pushed]:
     return image, catalogue.push(registry_plain, "debian", "crash/large")
 
 
+@pytest.mark.parametrize("iterations", LOOPS)
 def test_killed_pulls_restart_to_the_right_image_without_refetching(
-    request: pytest.FixtureRequest,
+    iterations: int,
     tmp_path: Path,
     registry_plain: RegistryServer,
     large: tuple[Image, Pushed],
@@ -201,7 +204,7 @@ def test_killed_pulls_restart_to_the_right_image_without_refetching(
 
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
-    iterations = _iterations(request)
+    iterations = int(os.environ.get("SANDPULL_CRASH_ITERATIONS", iterations))
     hit: Counter[str] = Counter()
     refetched = skipped = 0
     for i in range(iterations):
