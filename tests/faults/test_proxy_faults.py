@@ -135,11 +135,6 @@ FAILING: list[object] = [
         lambda i: [Rule(_blob(i, 0), f.corrupt())],
         Fails(VerificationError, ("does not match",)),
         id="C32 a layer with one wrong byte fails verification",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="images: the unpacker's tar error on unverified bytes hides the "
-            "digest mismatch and names no registry (open, images owner)",
-        ),
     ),
     pytest.param(
         lambda i: [Rule(_config(i), f.corrupt())],

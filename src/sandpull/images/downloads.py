@@ -109,7 +109,7 @@ class Downloads:
             async with self._limit:
                 if ingest.offset < ingest.descriptor.size:
                     await self._stream(registry, ref, download)
-                await asyncio.to_thread(ingest.finish)
+                await _finish(ingest, ref)
         except SandpullError as exc:
             ingest.fail(exc)
             raise
@@ -134,6 +134,14 @@ class Downloads:
                 ingest.write(chunk)
                 for listener in download.listeners:
                     listener(ingest.offset)
+
+
+async def _finish(ingest: Ingest, ref: Reference) -> None:
+    try:
+        await asyncio.to_thread(ingest.finish)
+    except VerificationError as exc:
+        # The ingest knows the digest, not where the bytes came from.
+        raise VerificationError(f"{exc} (fetched from {ref.name})") from exc
 
 
 def _is_unresumable(task: asyncio.Task[None]) -> bool:

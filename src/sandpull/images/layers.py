@@ -85,8 +85,7 @@ async def apply_job(
     lowers = snapshots.lower_dirs(job.parent) if job.parent else []
     prepared = snapshots.prepare(job.chain_id, job.parent)
     try:
-        await _apply(apply_layer, job, download, prepared, lowers)
-        await download.wait()
+        await _apply_verified(apply_layer, job, download, prepared, lowers)
         if settle is not None:
             await settle()
         prepared = snapshots.applied(prepared)
@@ -100,6 +99,29 @@ async def apply_job(
         job.chain_id.short,
     )
     return committer.add(prepared)
+
+
+async def _apply_verified(
+    apply_layer: ApplyLayer,
+    job: LayerJob,
+    download: Download,
+    prepared: PreparedSnapshot,
+    lowers: list[Path],
+) -> None:
+    """Apply the layer and wait for its blob's verification.
+
+    When both fail, the download's error is the cause: a tar reader fed bytes
+    that do not match the digest can only report their symptoms.
+    """
+    try:
+        await _apply(apply_layer, job, download, prepared, lowers)
+    except Exception as apply_error:
+        try:
+            await download.wait()
+        except Exception as download_error:
+            raise download_error from apply_error
+        raise
+    await download.wait()
 
 
 async def _apply(
