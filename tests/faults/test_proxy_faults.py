@@ -7,10 +7,13 @@ Either way the store is checked afterwards: nothing unverified was committed.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import random
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -296,3 +299,28 @@ def _assert_nothing_unverified(store: ImageService) -> None:
     for record in store.list_images():
         for digest in (record.manifest_digest, record.image_id):
             store.store.verify(digest)
+
+
+async def test_the_cli_progress_timeout_fails_a_trickling_pull_with_deadline_exceeded(
+    pushed: tuple[Image, Pushed],
+    registry_plain: RegistryServer,
+    start_proxy: StartProxy,
+    tmp_path: Path,
+) -> None:
+    image, _ = pushed
+    proxy = await start_proxy(registry_plain, [Rule(_blob(image, 0), f.trickle(1))])
+    argv = [
+        str(Path(sys.executable).with_name("sandpull")), "pull",
+        "--root", str(tmp_path / "store"), "--progress-timeout", "2",
+        f"{proxy.host}/{REPO}:v1",
+    ]  # fmt: skip
+
+    done = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    _, stderr = await asyncio.wait_for(done.communicate(), timeout=120)
+
+    assert done.returncode == 4, stderr  # DEADLINE_EXCEEDED
+    message = stderr.decode().strip().splitlines()[-1]
+    assert message.startswith("error: ") and "progress" in message
+    assert str(image.layers[0].digest.short) in message or proxy.host in message

@@ -58,6 +58,10 @@ def pull_command(
     password_stdin: Annotated[
         bool, typer.Option(help="read the registry password from stdin")
     ] = False,
+    progress_timeout: Annotated[
+        float | None,
+        typer.Option(help="fail after this many seconds without data [default: 60]"),
+    ] = None,
     as_json: JsonOption = False,
     sandbox: SandboxOption = None,
 ) -> None:
@@ -83,6 +87,7 @@ def pull_command(
         certs_dir,
         username,
         _password(username, password_stdin),
+        progress_timeout,
     )
     with LayerBars() as bars:
         pulled = _run(lambda: store.pull(options, bars.update))

@@ -33,18 +33,27 @@ class PullOptions:
     certs_dir: Path | None = None
     username: str | None = None
     password: str | None = None
+    progress_timeout: float | None = None
 
 
 @asynccontextmanager
 async def open_store(
-    root: Path, config: Path | None = None, certs_dir: Path | None = None
+    root: Path,
+    config: Path | None = None,
+    certs_dir: Path | None = None,
+    progress_timeout: float | None = None,
 ) -> AsyncIterator[ImageService]:
     registry_config: Any = None
     if config is not None:
         from sandpull.registry import RegistriesConfig
 
         registry_config = RegistriesConfig.load(config)
-    service = ImageService(root, registry_config=registry_config, certs_dir=certs_dir)
+    extra: dict[str, Any] = {}
+    if progress_timeout is not None:
+        extra["progress_timeout"] = progress_timeout
+    service = ImageService(
+        root, registry_config=registry_config, certs_dir=certs_dir, **extra
+    )
     try:
         yield service
     finally:
@@ -56,7 +65,9 @@ async def pull(options: PullOptions, progress: ProgressCallback | None) -> Pulle
     ref = Reference.parse(options.reference)
     platform = Platform.parse(options.platform) if options.platform else None
     credentials = _credentials(ref, options.username, options.password)
-    async with open_store(options.root, options.config, options.certs_dir) as store:
+    async with open_store(
+        options.root, options.config, options.certs_dir, options.progress_timeout
+    ) as store:
         return await store.pull(ref, platform, credentials, progress)
 
 

@@ -56,6 +56,10 @@ from sandpull.oci import Digest, ImageConfig, Platform, Reference
 
 log = logging.getLogger(__name__)
 
+#: Seconds a pull may go without receiving data before it fails, like
+#: containerd's image_pull_progress_timeout.
+DEFAULT_PROGRESS_TIMEOUT = 60.0
+
 
 class ImageService:
     """Images by name, their blobs and snapshots, and pulling them.
@@ -76,8 +80,10 @@ class ImageService:
         apply_layer: ApplyLayer | None = None,
         keep_layers: bool = False,
         concurrency: int = DEFAULT_CONCURRENCY,
+        progress_timeout: float = DEFAULT_PROGRESS_TIMEOUT,
     ) -> None:
         self.root = root
+        self._progress_timeout = progress_timeout
         self._registry_config = registry_config
         self._certs_dir = certs_dir
         self._registry_factory = registry_factory or self._default_registry
@@ -230,6 +236,7 @@ class ImageService:
             credentials=credentials,
             certs_dir=self._certs_dir,
             on_bytes=on_bytes,
+            progress_timeout=self._progress_timeout,
         )
         return client
 
