@@ -40,6 +40,34 @@ def test_run_pulls_and_starts_the_entrypoint_with_env_workdir_and_user(
 
 
 @pytest.mark.parametrize(
+    ("options", "want"),
+    [
+        (
+            ["-e", "GREETING=from-the-cli"],
+            "pwd=/app uid=1000 gid=1001 greeting=from-the-cli",
+        ),
+        (["-w", "/tmp"], "pwd=/tmp uid=1000 gid=1001 greeting=hello-from-the-image"),
+        (["-u", "0:0"], "pwd=/app uid=0 gid=0 greeting=hello-from-the-image"),
+        (["--entrypoint", "/bin/echo"], "--"),
+    ],
+    ids=[
+        "--env overrides one variable of the image's env",
+        "--workdir replaces the image's working dir",
+        "--user replaces the image's user",
+        "--entrypoint replaces the image's entrypoint",
+    ],
+)
+def test_run_options_override_the_image_config(
+    env: Env, sandbox: Sandbox, app: Pushed, options: list[str], want: str
+) -> None:
+    done = env.cli("run", "--sandbox", sandbox.name, "--rm", *options, app.ref,
+                   "--", "--")  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == want
+
+
+@pytest.mark.parametrize(
     ("command", "code", "stdout", "stderr"),
     [
         ("exit 0", 0, "", ""),

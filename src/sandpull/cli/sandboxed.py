@@ -98,6 +98,10 @@ class RunRequest:
     reference: str
     args: tuple[str, ...] = ()
     remove: bool = False
+    entrypoint: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    workdir: str = ""
+    user: str = ""
 
 
 # --- routing helpers: async, no output ---------------------------------------------
@@ -159,7 +163,10 @@ async def run_container(
     container_id = f"run-{uuid.uuid4().hex[:12]}"
     async with agent_for(request.sandbox, PULL_TIMEOUT) as agent:
         reference = str(Reference.parse(request.reference))
-        await agent.create_container(container_id, reference, args=request.args)
+        await agent.create_container(
+            container_id, reference, command=request.entrypoint, args=request.args,
+            env=request.env, workdir=request.workdir, user=request.user,
+        )  # fmt: skip
         try:
             await agent.start_container(container_id)
             with _forward_signals(agent, container_id):
@@ -279,13 +286,32 @@ def run_command(
     remove: Annotated[
         bool, typer.Option("--rm", help="remove the container when it exits")
     ] = False,
+    entrypoint: Annotated[
+        str | None, typer.Option(help="run this instead of the image's entrypoint")
+    ] = None,
+    env: Annotated[
+        list[str] | None,
+        typer.Option("--env", "-e", help="KEY=VALUE added to the image's env"),
+    ] = None,
+    workdir: Annotated[
+        str | None, typer.Option("--workdir", "-w", help="working directory")
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", "-u", help="user[:group], name or id")
+    ] = None,
 ) -> None:
     """Run a container from REF in a sandbox: 'run --sandbox S REF -- CMD ...'.
 
     Pulls REF into the sandbox first if it is missing, prints the container's
-    output and exits with its exit code.
+    output and exits with its exit code. CMD replaces the image's Cmd; the
+    options replace its entrypoint, working directory and user, and add to its
+    environment, as 'docker run' does.
     """
-    request = RunRequest(sandbox, reference, tuple(ctx.args), remove)
+    request = RunRequest(
+        sandbox, reference, tuple(ctx.args), remove,
+        entrypoint=(entrypoint,) if entrypoint else (),
+        env=tuple(env or ()), workdir=workdir or "", user=user or "",
+    )  # fmt: skip
     code = run_cli(
         lambda: run_container(request, sys.stdout.buffer, sys.stderr.buffer),
         failure_code=RUN_FAILED,
