@@ -9,19 +9,22 @@ denied, 8 no space, 14 unavailable, 15 verification failed, 16 unauthenticated,
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
-import os
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from sandpull.cli.main import app
-from sandpull.errors import InvalidArgument, SandpullError
+from sandpull.cli.output import (
+    echo_json,
+    fail,
+    human_size,
+    log_to_stderr,
+    run_async,
+)
+from sandpull.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from sandpull.images import ImageRecord, ImageService, PulledImage
@@ -78,7 +81,7 @@ def pull_command(
     from sandpull.cli import store
     from sandpull.cli.progress import LayerBars
 
-    _log_to_stderr()
+    log_to_stderr()
     options = store.PullOptions(
         reference,
         root or store.default_root(),
@@ -90,9 +93,9 @@ def pull_command(
         progress_timeout,
     )
     with LayerBars() as bars:
-        pulled = _run(lambda: store.pull(options, bars.update))
+        pulled = run_async(lambda: store.pull(options, bars.update))
     if as_json:
-        _echo_json(_pulled_json(pulled))
+        echo_json(_pulled_json(pulled))
     else:
         typer.echo(f"{pulled.reference} {pulled.image_id}")
 
@@ -109,7 +112,7 @@ def images_command(
         return
     records = _with_store(root, lambda s: s.list_images())
     if as_json:
-        _echo_json([_record_json(r) for r in records])
+        echo_json([_record_json(r) for r in records])
         return
     from rich.table import Table
 
@@ -118,7 +121,10 @@ def images_command(
     table = Table("NAME", "IMAGE ID", "PLATFORM", "SIZE", box=None)
     for record in records:
         table.add_row(
-            record.name, record.image_id.short, str(record.platform), _size(record.size)
+            record.name,
+            record.image_id.short,
+            str(record.platform),
+            human_size(record.size),
         )
     print_table(table)
 
@@ -141,7 +147,7 @@ def inspect_command(reference: str, root: RootOption = None) -> None:
             "snapshots": [str(p) for p in service.snapshot_dirs(record)],
         }
 
-    _echo_json(_with_store(root, inspect))
+    echo_json(_with_store(root, inspect))
 
 
 @app.command("rmi")
@@ -156,11 +162,11 @@ def gc_command(root: RootOption = None, as_json: JsonOption = False) -> None:
     """Delete blobs and snapshots that no image uses."""
     report = _with_store(root, lambda s: s.gc())
     if as_json:
-        _echo_json(vars(report))
+        echo_json(vars(report))
     else:
         typer.echo(
             f"removed {report.blobs_removed} blobs and {report.snapshots_removed} "
-            f"snapshots, freed {_size(report.bytes_freed)}"
+            f"snapshots, freed {human_size(report.bytes_freed)}"
         )
 
 
@@ -175,7 +181,7 @@ def check_command(root: RootOption = None, as_json: JsonOption = False) -> None:
     """Re-verify every blob and snapshot; exit 1 if anything is wrong."""
     report = _with_store(root, lambda s: s.check())
     if as_json:
-        _echo_json({**vars(report), "problems": list(report.problems)})
+        echo_json({**vars(report), "problems": list(report.problems)})
     else:
         for problem in report.problems:
             typer.echo(f"problem: {problem}")
@@ -194,50 +200,15 @@ def _with_store(root: Path | None, action: Callable[[ImageService], _T]) -> _T:
         async with store.open_store(root or store.default_root()) as service:
             return action(service)
 
-    return _run(run)
-
-
-def _run(make: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
-    """Run a coroutine; a sandpull error is one line on stderr and its exit code."""
-    try:
-        return asyncio.run(make())
-    except SandpullError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(int(exc.code) if exc.code > 2 else 1) from None
-    except KeyboardInterrupt:
-        typer.echo("error: interrupted", err=True)
-        raise typer.Exit(130) from None
-    except Exception as exc:
-        # A bug, not a user error: still one line, unless asked for the trace.
-        if os.environ.get("SANDPULL_DEBUG"):
-            raise
-        typer.echo(f"error: internal error ({type(exc).__name__}: {exc})", err=True)
-        raise typer.Exit(1) from None
+    return run_async(run)
 
 
 def _password(username: str | None, from_stdin: bool) -> str | None:
     if not from_stdin:
         return None
     if username is None:
-        _fail(InvalidArgument("pull: --password-stdin needs --username"))
+        fail(InvalidArgument("pull: --password-stdin needs --username"))
     return sys.stdin.readline().rstrip("\r\n")
-
-
-def _fail(error: SandpullError) -> None:
-    typer.echo(f"error: {error}", err=True)
-    raise typer.Exit(int(error.code))
-
-
-def _log_to_stderr() -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger = logging.getLogger("sandpull")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-
-
-def _echo_json(data: object) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str))
 
 
 def _pulled_json(pulled: PulledImage) -> dict[str, Any]:
@@ -264,12 +235,3 @@ def _record_json(record: ImageRecord) -> dict[str, Any]:
         "size": record.size,
         "created": record.created.isoformat(),
     }
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "kB", "MB"):
-        if value < 1000:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} GB"

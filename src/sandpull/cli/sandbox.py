@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import sys
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from sandpull.cli.main import app
+from sandpull.cli.output import echo_json, run_async
 from sandpull.errors import SandpullError
 from sandpull.sandbox.spec import (
     DEFAULT_STORAGE,
@@ -34,19 +32,6 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(network_app, name="network")
 
 _T = TypeVar("_T")
-
-
-def _run(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run ``coro``; a sandpull error becomes a one-line message and exit code 1."""
-    try:
-        return asyncio.run(coro)
-    except SandpullError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-
-
-def _echo_json(data: object) -> None:
-    typer.echo(json.dumps(data, indent=2))
 
 
 def _sandboxes() -> SandboxManager:
@@ -92,7 +77,7 @@ def sandbox_create(
         )
         return (await _sandboxes().create(spec)).to_dict()
 
-    _echo_json(_run(create()))
+    echo_json(run_async(create))
 
 
 @sandbox_app.command("list")
@@ -106,7 +91,7 @@ def sandbox_list(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     if as_json:
-        _echo_json(sandboxes)
+        echo_json(sandboxes)
         return
     from rich.table import Table
 
@@ -126,13 +111,13 @@ def sandbox_inspect(name: str) -> None:
     async def inspect() -> dict[str, object]:
         return _sandboxes().get(name).to_dict()
 
-    _echo_json(_run(inspect()))
+    echo_json(run_async(inspect))
 
 
 @sandbox_app.command("rm")
 def sandbox_rm(name: str) -> None:
     """Stop a sandbox and remove everything it made."""
-    _run(_sandboxes().remove(name))
+    run_async(lambda: _sandboxes().remove(name))
 
 
 @network_app.command("create")
@@ -148,7 +133,7 @@ def network_create(
         spec = NetworkSpec(name, parse_subnet(subnet))
         return (await _networks().create(spec)).to_dict()
 
-    _echo_json(_run(create()))
+    echo_json(run_async(create))
 
 
 @network_app.command("list")
@@ -158,7 +143,7 @@ def network_list(
     """List tenant networks."""
     networks = [n.to_dict() for n in _networks().list()]
     if as_json:
-        _echo_json(networks)
+        echo_json(networks)
         return
     from rich.table import Table
 
@@ -173,7 +158,7 @@ def network_list(
 @network_app.command("rm")
 def network_rm(name: str) -> None:
     """Remove a tenant network that no sandbox uses."""
-    _run(_networks().remove(name))
+    run_async(lambda: _networks().remove(name))
 
 
 @network_app.command(
@@ -188,6 +173,6 @@ def network_exec(ctx: typer.Context, name: str) -> None:
     async def argv() -> list[str]:
         return _networks().get(name).exec_argv(ctx.args)
 
-    full = _run(argv())
+    full = run_async(argv)
     sys.stdout.flush()
     os.execvp(full[0], full)

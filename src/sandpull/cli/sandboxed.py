@@ -13,20 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
 import signal
 import sys
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from sandpull.cli.main import app
+from sandpull.cli.output import echo_json, human_size, log_to_stderr, run_async
 from sandpull.errors import FailedPrecondition, SandpullError
 from sandpull.oci import Platform, Reference
 
@@ -250,19 +249,19 @@ def _platform(text: str | None) -> pb.Platform | None:
 
 def pull_command(request: SandboxPull, as_json: bool) -> None:
     """``sandpull pull --sandbox``: same output as a host pull."""
-    _log_to_stderr()
-    pulled = run_cli(lambda: pull(request))
+    log_to_stderr()
+    pulled = run_async(lambda: pull(request))
     if as_json:
-        _echo_json(pulled.to_json())
+        echo_json(pulled.to_json())
     else:
         typer.echo(f"{pulled.reference} {pulled.image_id}")
 
 
 def images_command(sandbox: str, as_json: bool) -> None:
     """``sandpull images --sandbox``: the images in the sandbox's own store."""
-    images = run_cli(lambda: list_images(sandbox))
+    images = run_async(lambda: list_images(sandbox))
     if as_json:
-        _echo_json([_image_json(image) for image in images])
+        echo_json([_image_json(image) for image in images])
         return
     from rich.table import Table
 
@@ -272,7 +271,9 @@ def images_command(sandbox: str, as_json: bool) -> None:
     for image in images:
         row = _image_json(image)
         for name in row["repo_tags"] or ["<none>"]:
-            table.add_row(name, row["id"][7:19], row["platform"], _size(image.size))
+            table.add_row(
+                name, row["id"][7:19], row["platform"], human_size(image.size)
+            )
     print_table(table)
 
 
@@ -312,7 +313,7 @@ def run_command(
         entrypoint=(entrypoint,) if entrypoint else (),
         env=tuple(env or ()), workdir=workdir or "", user=user or "",
     )  # fmt: skip
-    code = run_cli(
+    code = run_async(
         lambda: run_container(request, sys.stdout.buffer, sys.stderr.buffer),
         failure_code=RUN_FAILED,
     )
@@ -322,10 +323,10 @@ def run_command(
 @app.command("stats")
 def stats_command(sandbox: SandboxOption, as_json: JsonOption = False) -> None:
     """Bytes a sandbox's agent fetched from registries, per registry and image."""
-    stats = run_cli(lambda: pull_stats(sandbox))
+    stats = run_async(lambda: pull_stats(sandbox))
     data = _stats_json(sandbox, stats)
     if as_json:
-        _echo_json(data)
+        echo_json(data)
         return
     from rich.table import Table
 
@@ -338,29 +339,6 @@ def stats_command(sandbox: SandboxOption, as_json: JsonOption = False) -> None:
         table.add_row(registry, "(all)", str(total))
     table.add_row("(all)", "(all)", str(data["total_bytes"]))
     print_table(table)
-
-
-def run_cli(
-    make: Callable[[], Coroutine[Any, Any, _T]], failure_code: int | None = None
-) -> _T:
-    """Run a coroutine; a sandpull error is one ``error:`` line and an exit code.
-
-    The code is ``failure_code`` if given, else the error's gRPC status code.
-    """
-    try:
-        return asyncio.run(make())
-    except SandpullError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        code = int(exc.code) if exc.code > 2 else 1
-        raise typer.Exit(failure_code or code) from None
-    except KeyboardInterrupt:
-        typer.echo("error: interrupted", err=True)
-        raise typer.Exit(130) from None
-    except Exception as exc:
-        if os.environ.get("SANDPULL_DEBUG"):
-            raise
-        typer.echo(f"error: internal error ({type(exc).__name__}: {exc})", err=True)
-        raise typer.Exit(failure_code or 1) from None
 
 
 def _stats_json(sandbox: str, stats: pb.PullStatsResponse) -> dict[str, Any]:
@@ -386,25 +364,3 @@ def _image_json(image: pb.Image) -> dict[str, Any]:
         "platform": platform,
         "size": image.size,
     }
-
-
-def _log_to_stderr() -> None:
-    logger = logging.getLogger("sandpull")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-
-
-def _echo_json(data: object) -> None:
-    typer.echo(json.dumps(data, indent=2))
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "kB", "MB"):
-        if value < 1000:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} GB"
