@@ -254,3 +254,36 @@ async def test_every_byte_is_counted_for_the_registry_and_reference(
 
     assert list(counted) == [(server.host, str(ref))]
     assert counted[(server.host, str(ref))] > len(fetched.data) + len(LAYER)
+
+
+async def test_ping_reaches_the_v2_endpoint_and_reads_its_api_version(
+    server: RegistryServer,
+) -> None:
+    async with _client(server) as client:
+        version = await client.ping(Reference.parse(f"{server.host}/client/ping:v1"))
+
+    assert version == "registry/2.0"
+
+
+async def test_ping_with_a_wrong_password_is_unauthenticated(
+    server: RegistryServer,
+) -> None:
+    if server.username is None:
+        pytest.skip("this setup has no credentials")
+    async with _client(server, password="wrong") as client:
+        with pytest.raises(Unauthenticated):
+            await client.ping(Reference.parse(f"{server.host}/client/ping:v1"))
+
+
+async def test_head_manifest_describes_the_manifest_without_its_body(
+    server: RegistryServer,
+) -> None:
+    digest, data = server.push_image("client/head", "v1", [LAYER])
+
+    async with _client(server) as c:
+        by_tag = await c.head_manifest(Reference.parse(f"{server.host}/client/head:v1"))
+        missing = c.head_manifest(Reference.parse(f"{server.host}/client/head:nope"))
+        with pytest.raises(NotFound):
+            await missing
+
+    assert by_tag == Descriptor(mediatype.OCI_MANIFEST, digest, len(data))

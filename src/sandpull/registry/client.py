@@ -110,6 +110,39 @@ class RegistryClient:
 
         return await self._on_endpoints(ref, attempt)
 
+    async def ping(self, ref: Reference) -> str:
+        """GET ``/v2/`` on the endpoint serving ``ref``, authenticating as needed.
+
+        Returns the ``Docker-Distribution-API-Version`` the registry announces
+        (empty if none); raises the mapped error when the registry is unusable.
+        """
+
+        async def attempt(endpoint: Endpoint) -> str:
+            call = Call(endpoint, ref, "GET", "/v2/", "ping registry")
+            response = await self._open(call)
+            response.release()
+            return response.headers.get("Docker-Distribution-API-Version", "")
+
+        return await self._on_endpoints(ref, attempt)
+
+    async def head_manifest(self, ref: Reference) -> Descriptor | None:
+        """HEAD the manifest ``ref`` names: its descriptor, without the body.
+
+        The digest comes from ``Docker-Content-Digest``, which only the body can
+        prove; None when the registry sends no usable digest or size, so the
+        caller must GET (field case C31). Use it to ask "has this tag moved?".
+        """
+
+        async def attempt(endpoint: Endpoint) -> Descriptor | None:
+            call = _manifest_call(endpoint, ref, ref.object, mediatype.MANIFEST_ACCEPT)
+            call = Call(endpoint, ref, "HEAD", call.path, f"head manifest {ref.object}",
+                        call.headers)  # fmt: skip
+            response = await self._open(call)
+            response.release()
+            return _head_descriptor(response, ref)
+
+        return await self._on_endpoints(ref, attempt)
+
     async def get_manifest(self, ref: Reference, desc: Descriptor) -> bytes:
         """GET the manifest ``desc`` describes; its size and digest are verified."""
         if desc.size > MAX_MANIFEST_SIZE:
@@ -246,6 +279,19 @@ class RegistryClient:
         return await self._transport.small_request(
             call, url, headers, form, TOKEN_RESPONSE_LIMIT
         )
+
+
+def _head_descriptor(
+    response: aiohttp.ClientResponse, ref: Reference
+) -> Descriptor | None:
+    try:
+        digest = Digest.parse(response.headers.get("Docker-Content-Digest", ""))
+        size = int(response.headers.get("Content-Length", ""))
+    except (InvalidArgument, ValueError):
+        return None
+    if ref.digest is not None and digest != ref.digest:
+        return None  # informational only; the GET will verify the body
+    return Descriptor(_content_type(response), digest, size)
 
 
 def _manifest_call(
