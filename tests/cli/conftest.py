@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.registry_server import RegistryServer
+from tests.support.registry_server import RegistryServer, cli_registry_options
 
 SANDPULL = str(Path(sys.executable).with_name("sandpull"))
 
@@ -50,19 +50,7 @@ class Cli:
         return pulled
 
     def registry_options(self) -> list[str]:
-        options: list[str] = []
-        if self.server.scheme == "http":
-            config = self.work / "registries.toml"
-            config.write_text(
-                f'[[registry]]\nprefix = "{self.server.host}"\n'
-                f'location = "{self.server.host}"\ninsecure = true\n'
-            )
-            options += ["--config", str(config)]
-        if self.server.certs_dir is not None:
-            options += ["--certs-dir", str(self.server.certs_dir)]
-        if self.server.username is not None:
-            options += ["--username", self.server.username, "--password-stdin"]
-        return options
+        return cli_registry_options(self.server, self.work)
 
 
 @pytest.fixture

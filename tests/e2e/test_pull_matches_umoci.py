@@ -18,7 +18,7 @@ import pytest
 
 from tests.support.catalogue import NAMES, SMALL_NAMES, Catalogue
 from tests.support.images import Pushed
-from tests.support.registry_server import RegistryServer
+from tests.support.registry_server import RegistryServer, cli_registry_options
 from tests.support.trees import Tree, compare_trees, tree_snapshot
 from tests.support.umoci import UmociRootfs
 
@@ -76,19 +76,7 @@ class Sandpull:
             subprocess.run(["umount", str(target)], check=True)
 
     def _registry_options(self) -> list[str]:
-        options: list[str] = []
-        if self.server.scheme == "http":
-            config = self.work / "registries.toml"
-            config.write_text(
-                f'[[registry]]\nprefix = "{self.server.host}"\n'
-                f'location = "{self.server.host}"\ninsecure = true\n'
-            )
-            options += ["--config", str(config)]
-        if self.server.certs_dir is not None:
-            options += ["--certs-dir", str(self.server.certs_dir)]
-        if self.server.username is not None:
-            options += ["--username", self.server.username, "--password-stdin"]
-        return options
+        return cli_registry_options(self.server, self.work)
 
 
 def _reference_tree(

@@ -508,3 +508,24 @@ def registry_token(
     finally:
         process.stop()
         tokens.stop()
+
+
+def cli_registry_options(server: RegistryServer, work: Path) -> list[str]:
+    """``sandpull pull`` options that reach ``server``: config, CA dir, credentials.
+
+    A plain-HTTP registry gets a registries.toml (written in ``work``) marking it
+    insecure; with credentials, the password is expected on stdin.
+    """
+    options: list[str] = []
+    if server.scheme == "http":
+        config = work / "registries.toml"
+        config.write_text(
+            f'[[registry]]\nprefix = "{server.host}"\n'
+            f'location = "{server.host}"\ninsecure = true\n'
+        )
+        options += ["--config", str(config)]
+    if server.certs_dir is not None:
+        options += ["--certs-dir", str(server.certs_dir)]
+    if server.username is not None:
+        options += ["--username", server.username, "--password-stdin"]
+    return options
